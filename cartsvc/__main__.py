@@ -1,0 +1,3 @@
+from cartsvc.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The HTTP surface: signatures, the three webhooks, health and metrics."""

@@ -1,0 +1,127 @@
+"""What each request leaves behind: one log line and the Prometheus metrics."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from cartsvc.errors import Rejection, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+LOG_FIELDS = "cartsvc.log_fields"
+
+
+class Metrics:
+    """The service's metrics, on a registry of its own (one per application)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "cartsvc_requests",
+            "Requests answered, by route, cart action, outcome and reason.",
+            ["route", "action", "outcome", "reason"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "cartsvc_request_duration_seconds",
+            "Time from request to answer, by route.",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.redis_errors = Counter(
+            "cartsvc_redis_errors",
+            "Redis calls that failed, by kind (timeout or error).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.dedup_hits = Counter(
+            "cartsvc_dedup_hits",
+            "Deliveries recognised as repeats and answered with their first answer.",
+            registry=self.registry,
+        )
+
+
+def hashed(session_id: str) -> str:
+    """A session id as logs show it: a short digest, never the id itself."""
+    return hashlib.sha256(session_id.encode("utf-8", "replace")).hexdigest()[:12]
+
+
+def note(request: web.Request, **fields: Any) -> None:
+    """Add fields to the request's log line."""
+    request.setdefault(LOG_FIELDS, {}).update(fields)
+
+
+def json_answer(status: int, body: dict[str, Any]) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json"
+    )
+
+
+def _route_name(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def build_middleware(metrics: Metrics) -> Any:
+    """Map cartsvc's errors to answers, then log and count every request."""
+
+    @web.middleware
+    async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            response = await handler(request)
+        except Rejection as rejection:
+            note(request, outcome="rejected", reason=rejection.reason)
+            response = json_answer(rejection.status, rejection.body())
+        except StorageUnavailable as error:
+            metrics.redis_errors.labels("timeout" if error.timed_out else "error").inc()
+            log.warning("redis unavailable: %s", error)
+            note(request, outcome="unavailable", reason="temporarily_unavailable")
+            response = json_answer(
+                503, {"ok": False, "reason": "temporarily_unavailable"}
+            )
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            note(request, outcome="error", reason="internal_error")
+            response = json_answer(500, {"ok": False, "reason": "internal_error"})
+
+        _record(request, response, time.perf_counter() - started, metrics)
+        return response
+
+    return observe
+
+
+def _record(
+    request: web.Request, response: web.StreamResponse, took_s: float, metrics: Metrics
+) -> None:
+    fields = request.get(LOG_FIELDS, {})
+    route = _route_name(request)
+    outcome = fields.get("outcome", "ok" if response.status < 400 else "rejected")
+    reason = fields.get("reason", "")
+    metrics.requests.labels(route, fields.get("action", ""), outcome, reason).inc()
+    metrics.latency.labels(route).observe(took_s)
+    log.info(
+        "request",
+        extra={
+            "fields": {
+                "method": request.method,
+                "route": route,
+                **fields,
+                "outcome": outcome,
+                "status": response.status,
+                "ms": round(took_s * 1000, 2),
+            }
+        },
+    )

@@ -1,0 +1,154 @@
+"""The three webhooks VIZOCHOK's servers call: cart operations, cart, products."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+from typing import Any
+
+from aiohttp import web
+
+from cartsvc import cart, products
+from cartsvc.errors import Rejection
+from cartsvc.http import signing
+from cartsvc.http.context import METRICS, SETTINGS, STORAGE
+from cartsvc.http.observe import hashed, json_answer, note
+from cartsvc.settings import Settings
+from cartsvc.storage.carts import CartChange
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON document of a body, numbers as exact Decimals; None if invalid."""
+    try:
+        return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return None
+
+
+async def read_body(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise Rejection("payload_too_large", status=413) from None
+
+
+def _store_hint(document: Any) -> str | None:
+    store_id = document.get("store_id") if isinstance(document, dict) else None
+    return store_id if isinstance(store_id, str) else None
+
+
+def authenticate(
+    request: web.Request, settings: Settings, store_id: str | None, body: bytes
+) -> None:
+    """401 unless the delivery is fresh and signed with a secret of its store.
+
+    The secret is chosen by the request's store, so one store's secret never
+    opens another store's carts; a request without a usable store id is checked
+    against the default secrets.
+    """
+    timestamp, given = signing.signing_headers(request.headers)
+    signing.check_timestamp(timestamp, settings.limits.replay_window_s)
+    secrets = settings.store(store_id).secrets if store_id else settings.secrets
+    signing.verify(given, timestamp, body, secrets)
+
+
+def delivery_identity(request: web.Request, body: bytes) -> tuple[str, str]:
+    """The delivery's id and the fingerprint of its body.
+
+    A sender's Idempotency-Key names the delivery across re-signed retries;
+    without one, the signed bytes (timestamp and body) do.
+    """
+    fingerprint = hashlib.sha256(body).hexdigest()
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key:
+        named = b"key:" + key.encode("utf-8", "replace")
+    else:
+        timestamp = request.headers.get(signing.TIMESTAMP_HEADER, "")
+        named = b"signed:" + timestamp.encode("ascii", "replace") + b"." + body
+
+    return hashlib.sha256(named).hexdigest(), fingerprint
+
+
+async def cart_operation(request: web.Request) -> web.Response:
+    """POST /api/vizochok/cart: add, remove, update_quantity or clear a line."""
+    settings = request.app[SETTINGS]
+    body = await read_body(request)
+    document = parse_json(body)
+    authenticate(request, settings, _store_hint(document), body)
+    if not isinstance(document, dict):
+        raise Rejection("invalid_json", status=400)
+
+    note(request, action=str(document.get("action", ""))[:32])
+    wanted = cart.parse_cart_request(document, settings.limits)
+    note(request, store=wanted.store_id, session=hashed(wanted.session_id))
+    delivery_id, fingerprint = delivery_identity(request, body)
+    limits = settings.limits
+    change = CartChange(
+        store_id=wanted.store_id,
+        session_id=wanted.session_id,
+        action=wanted.action,
+        sku=wanted.sku,
+        quantity_milli=wanted.quantity_milli,
+        catalog_mode=settings.store(wanted.store_id).catalog_mode,
+        line_max_milli=int(limits.line_max_quantity * 1000),
+        cart_max_lines=limits.cart_max_lines,
+        cart_ttl_s=limits.cart_ttl_s,
+        delivery_id=delivery_id,
+        fingerprint=fingerprint,
+        dedup_ttl_s=limits.dedup_ttl_s,
+        events_max=limits.events_max,
+        open_name=wanted.open_name,
+        open_price=wanted.open_price,
+    )
+    result = await request.app[STORAGE].change_cart(change)
+
+    if result.status == "replayed":
+        request.app[METRICS].dedup_hits.inc()
+
+    status, answer = cart.answer(result)
+    note(
+        request,
+        outcome="ok" if answer["ok"] else "rejected",
+        reason=answer.get("reason", ""),
+        delivery=result.status,
+    )
+    return json_answer(status, answer)
+
+
+async def cart_items(request: web.Request) -> web.Response:
+    """GET /api/vizochok/cart/items: the cart as a conversation starts."""
+    settings = request.app[SETTINGS]
+    store_id = request.query.get("store_id", "")
+    session_id = request.query.get("session_id", "")
+    authenticate(request, settings, store_id or None, b"")
+    if not store_id or not session_id:
+        raise Rejection("missing_params", status=400)
+
+    limit = settings.limits.id_max_chars
+    store_id = cart.identifier(store_id, limit, status=400)
+    session_id = cart.identifier(session_id, limit, status=400)
+    note(request, store=store_id, session=hashed(session_id))
+    lines = await request.app[STORAGE].read_cart(store_id, session_id)
+    return json_answer(200, cart.cart_view(lines))
+
+
+async def check_products(request: web.Request) -> web.Response:
+    """POST /api/vizochok/check-products: prices and availability of skus."""
+    settings = request.app[SETTINGS]
+    body = await read_body(request)
+    document = parse_json(body)
+    authenticate(request, settings, _store_hint(document), body)
+    if not isinstance(document, dict):
+        raise Rejection("invalid_json", status=400)
+
+    store_id, skus = products.parse_products_request(document, settings.limits)
+    note(request, store=store_id, skus=len(skus))
+    found = await request.app[STORAGE].read_products(store_id, skus)
+    return json_answer(200, products.products_view(found))

@@ -1,0 +1,1 @@
+"""Redis: key names, the Lua script registry, clients and the storage calls."""

@@ -1,0 +1,191 @@
+"""Cart and catalog storage: every call is one Lua script, one round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from cartsvc.errors import StorageUnavailable
+from cartsvc.storage.keys import StoreKeys
+from cartsvc.storage.scripts import Scripts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CartChange:
+    """One cart operation as the script takes it; quantities in thousandths."""
+
+    store_id: str
+    session_id: str
+    action: str
+    sku: str
+    quantity_milli: int | None
+    catalog_mode: str
+    line_max_milli: int
+    cart_max_lines: int
+    cart_ttl_s: int
+    delivery_id: str
+    fingerprint: str
+    dedup_ttl_s: int
+    events_max: int
+    open_name: str = ""
+    open_price: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeResult:
+    """What the script decided: `applied`, `replayed` or `conflict`, and why."""
+
+    status: str
+    reason: str
+    available: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLine:
+    sku: str
+    quantity: str
+    meta: str
+    name: str
+    price: str
+    promo_price: str
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProduct:
+    sku: str
+    price: str
+    promo_price: str
+    promo_label: str
+    stock: str
+    active: str
+
+
+class Storage:
+    """cartsvc's view of Redis: scripts registered once, errors wrapped."""
+
+    def __init__(self, client: Any, prefix: str, timeout_ms: int) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.timeout_s = timeout_ms / 1000
+        self.scripts = Scripts.register(client)
+
+    def keys(self, store_id: str) -> StoreKeys:
+        return StoreKeys(self.prefix, store_id)
+
+    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        # The deadline covers waiting for a pooled connection, the round trip and
+        # a NOSCRIPT reload, so a slow Redis is answered well inside 5 s.
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await script(keys=keys, args=args)
+        except TimeoutError as error:
+            raise StorageUnavailable(
+                "redis did not answer in time", timed_out=True
+            ) from error
+        except (RedisError, OSError) as error:
+            raise StorageUnavailable(f"redis failed: {type(error).__name__}") from error
+
+    async def change_cart(self, change: CartChange) -> ChangeResult:
+        keys = self.keys(change.store_id)
+        key_list = [
+            keys.cart(change.session_id),
+            keys.lines(change.session_id),
+            keys.delivery(change.delivery_id),
+            keys.events(),
+        ]
+        if change.action != "clear":
+            key_list.append(keys.product(change.sku))
+
+        quantity = "" if change.quantity_milli is None else str(change.quantity_milli)
+        args = [
+            change.action,
+            change.session_id,
+            change.sku,
+            quantity,
+            change.catalog_mode,
+            change.line_max_milli,
+            change.cart_max_lines,
+            change.cart_ttl_s,
+            change.fingerprint,
+            change.dedup_ttl_s,
+            change.events_max,
+            change.open_name,
+            change.open_price,
+        ]
+        status, reason, available = await self._run(
+            self.scripts.cart_change, key_list, args
+        )
+        return ChangeResult(status, reason, available)
+
+    async def read_cart(self, store_id: str, session_id: str) -> list[StoredLine]:
+        keys = self.keys(store_id)
+        flat = await self._run(
+            self.scripts.cart_read,
+            [keys.cart(session_id), keys.lines(session_id)],
+            [keys.product_prefix()],
+        )
+        return [StoredLine(*flat[i : i + 7]) for i in range(0, len(flat), 7)]
+
+    async def read_products(
+        self, store_id: str, skus: list[str]
+    ) -> list[StoredProduct | None]:
+        """Each sku's product in the order asked, None where the catalog has none."""
+        if not skus:
+            return []
+
+        keys = self.keys(store_id)
+        flat = await self._run(
+            self.scripts.products_read, [keys.product(sku) for sku in skus], []
+        )
+        products: list[StoredProduct | None] = []
+        for index, sku in enumerate(skus):
+            fields = flat[index * 5 : index * 5 + 5]
+            products.append(StoredProduct(sku, *fields) if fields[0] else None)
+
+        return products
+
+    async def write_products(
+        self, store_id: str, products: list[tuple[str, dict[str, str]]]
+    ) -> int:
+        """Replace the given products (sku, fields) of a store in one atomic step."""
+        if not products:
+            return 0
+
+        keys = self.keys(store_id)
+        args: list[str | int] = []
+        for _, fields in products:
+            args.append(len(fields))
+            for name, value in fields.items():
+                args.extend((name, value))
+
+        key_list = [keys.product(sku) for sku, _ in products]
+        return int(await self._run(self.scripts.catalog_load, key_list, args))
+
+    async def ping(self) -> None:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self.client.ping()
+        except (TimeoutError, RedisError, OSError) as error:
+            raise StorageUnavailable(f"redis ping failed: {type(error).__name__}") from error
+
+    async def load_scripts(self) -> None:
+        """Load every script now, so the first requests need no NOSCRIPT detour."""
+        try:
+            async with asyncio.timeout(self.timeout_s * 5):
+                for script in self.scripts.all():
+                    await self.client.script_load(script.script)
+        except (TimeoutError, RedisError, OSError) as error:
+            raise StorageUnavailable(
+                f"loading scripts failed: {type(error).__name__}"
+            ) from error
+
+    async def close(self) -> None:
+        close = getattr(self.client, "aclose", None) or self.client.close
+        await close()
