@@ -17,7 +17,7 @@ from cartsvc.errors import Rejection, StorageUnavailable
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-LOG_FIELDS = "cartsvc.log_fields"
+LOG_FIELDS = web.RequestKey("log_fields", dict[str, Any])
 
 
 class Metrics:
