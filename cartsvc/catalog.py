@@ -127,7 +127,8 @@ def product_from_row(row: Mapping[str, Any]) -> Product:
     if price is None:
         raise ValueError("price is empty")
 
-    step = _number(row.get("step"), "step", quantity=True) or Decimal(1)
+    step = _number(row.get("step"), "step", quantity=True)
+    step = Decimal(1) if step is None else step
     if step <= 0:
         raise ValueError("step must be above 0")
 
@@ -180,7 +181,10 @@ def parse_csv(text: str) -> list[Product]:
                 raise CatalogError("more fields than the header names", where)
             yield where, row
 
-    return _checked(rows())
+    try:
+        return _checked(rows())
+    except csv.Error as error:
+        raise CatalogError(f"not valid CSV: {error}", f"line {reader.line_num}") from None
 
 
 def parse_json(text: str) -> list[Product]:

@@ -1,0 +1,117 @@
+"""Retries and duplicates: a delivery is applied once and answered the same."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+
+from cartsvc.http.signing import signed_headers
+from tests.conftest import SECRET, Webhooks
+
+S = {"store_id": "store-1", "session_id": "user-123"}
+CART_KEY = "cartsvc:{store-1}:cart:user-123"
+
+
+async def send_exact(hooks: Webhooks, raw: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    async with hooks.client.post("/api/vizochok/cart", data=raw, headers=headers) as reply:
+        return reply.status, await reply.json()
+
+
+async def test_same_signed_bytes_twice_apply_once(real_hooks: Webhooks, real_redis: Any) -> None:
+    raw = orjson.dumps({"action": "add", **S, "sku": "salt-01", "quantity": 2})
+    headers = signed_headers(SECRET, raw)
+
+    first = await send_exact(real_hooks, raw, headers)
+    second = await send_exact(real_hooks, raw, headers)
+
+    assert first == second == (200, {"ok": True})
+    assert await real_redis.hget(CART_KEY, "salt-01") == "2"
+
+
+async def test_a_repeated_rejection_repeats_the_first_answer(
+    real_hooks: Webhooks, real_redis: Any
+) -> None:
+    body = {"action": "add", **S, "sku": "few-01", "quantity": 6}
+    first = await real_hooks.cart(body, delivery="key-1")
+    await real_redis.hset("cartsvc:{store-1}:product:few-01", "stock", "100")
+
+    second = await real_hooks.cart(body, delivery="key-1")
+
+    assert first == second == (
+        200,
+        {"ok": False, "reason": "quantity_exceeded", "available": 5},
+    )
+    assert await real_redis.hlen(CART_KEY) == 0
+
+
+async def test_idempotency_key_survives_a_resigned_retry(
+    real_hooks: Webhooks, real_redis: Any
+) -> None:
+    body = {"action": "add", **S, "sku": "salt-01"}
+
+    await real_hooks.cart(body, delivery="retry-1", now=time.time() - 1)
+    await real_hooks.cart(body, delivery="retry-1", now=time.time())
+
+    assert await real_redis.hget(CART_KEY, "salt-01") == "1"
+
+
+async def test_twenty_copies_at_once_apply_once_with_one_answer(
+    real_hooks: Webhooks, real_redis: Any
+) -> None:
+    raw = orjson.dumps({"action": "add", **S, "sku": "few-01", "quantity": 4})
+    headers = signed_headers(SECRET, raw)
+
+    answers = await asyncio.gather(*(send_exact(real_hooks, raw, headers) for _ in range(20)))
+
+    assert answers == [(200, {"ok": True})] * 20
+    assert await real_redis.hget(CART_KEY, "few-01") == "4"
+
+
+async def test_idempotency_key_with_another_body_is_a_conflict(
+    real_hooks: Webhooks, real_redis: Any
+) -> None:
+    await real_hooks.cart({"action": "add", **S, "sku": "salt-01"}, delivery="k-9")
+
+    answer = await real_hooks.cart({"action": "add", **S, "sku": "milk-001"}, delivery="k-9")
+
+    assert answer == (409, {"ok": False, "reason": "idempotency_conflict"})
+    assert await real_redis.hgetall(CART_KEY) == {"salt-01": "1"}
+
+
+async def test_delivery_record_expires_after_the_dedup_window(
+    real_hooks: Webhooks, real_redis: Any
+) -> None:
+    await real_hooks.cart({"action": "add", **S, "sku": "salt-01"}, delivery="k-ttl")
+
+    keys = [key async for key in real_redis.scan_iter("cartsvc:{store-1}:delivery:*")]
+    assert len(keys) == 1
+    assert 595 < await real_redis.ttl(keys[0]) <= 600
+
+
+async def test_a_failed_attempt_leaves_no_record_so_the_retry_applies(
+    aiohttp_client: Any, redis_server: Any, real_redis: Any
+) -> None:
+    from dataclasses import replace
+
+    from cartsvc.app import create_app
+    from tests.conftest import load_products, make_settings
+    from tests.servers import free_port
+
+    settings = make_settings()
+    dead = replace(
+        settings, redis=replace(settings.redis, url=f"redis://127.0.0.1:{free_port()}/0")
+    )
+    down = Webhooks(await aiohttp_client(create_app(dead)))
+    up = Webhooks(await aiohttp_client(create_app(settings, client=real_redis)))
+    await load_products(up.client, "store-1")
+    body = {"action": "add", **S, "sku": "salt-01"}
+
+    assert await down.cart(body, delivery="k-503") == (
+        503,
+        {"ok": False, "reason": "temporarily_unavailable"},
+    )
+    assert await up.cart(body, delivery="k-503") == (200, {"ok": True})
+    assert await real_redis.hget(CART_KEY, "salt-01") == "1"
