@@ -154,8 +154,8 @@ def _line_price(line: StoredLine) -> tuple[str, Decimal, str]:
 
     _, _, rest = line.meta.partition("\t")
     open_price, _, open_name = rest.partition("\t")
-    price = parse_decimal_text(open_price) if open_price else None
-    return open_name or line.sku, price or Decimal(0), "pcs"
+    open_value = parse_decimal_text(open_price) if open_price else None
+    return open_name or line.sku, open_value or Decimal(0), "pcs"
 
 
 def _sequence(line: StoredLine) -> int:

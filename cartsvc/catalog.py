@@ -184,7 +184,9 @@ def parse_csv(text: str) -> list[Product]:
     try:
         return _checked(rows())
     except csv.Error as error:
-        raise CatalogError(f"not valid CSV: {error}", f"line {reader.line_num}") from None
+        raise CatalogError(
+            f"not valid CSV: {error}", f"line {reader.line_num}"
+        ) from None
 
 
 def parse_json(text: str) -> list[Product]:

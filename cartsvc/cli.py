@@ -91,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CartsvcError as error:
         print(f"cartsvc: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        # Most often a port already taken: a sentence, not a traceback.
+        print(f"cartsvc: {error}", file=sys.stderr)
+        return 1
 
 
 def _serve_settings(args: argparse.Namespace) -> Settings:

@@ -25,9 +25,7 @@ def parse_products_request(
         raise Rejection("invalid_skus", status=400)
 
     if len(skus) > limits.products_max_skus:
-        raise Rejection(
-            "too_many_skus", status=400, limit=limits.products_max_skus
-        )
+        raise Rejection("too_many_skus", status=400, limit=limits.products_max_skus)
 
     distinct: dict[str, None] = {}
     for sku in skus:

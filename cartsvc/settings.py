@@ -320,7 +320,9 @@ def load(env: Mapping[str, str] | None = None, path: str | None = None) -> Setti
         except OSError as error:
             raise ConfigError(f"cannot read config file {path}: {error}") from error
         except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"config file {path} is not valid TOML: {error}") from error
+            raise ConfigError(
+                f"config file {path} is not valid TOML: {error}"
+            ) from error
 
     _apply_env(data, env)
     return from_mapping(data)

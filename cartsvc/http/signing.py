@@ -46,7 +46,8 @@ def signing_headers(headers: Mapping[str, str]) -> tuple[str, str]:
 
 def check_timestamp(timestamp: str, window_s: int, now: float | None = None) -> None:
     """401 unless the timestamp is whole seconds within the replay window."""
-    if not timestamp.isascii() or not timestamp.isdigit():
+    # Unix seconds have 10 digits for centuries; a longer run is not a timestamp.
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
         raise Rejection("invalid_signature", status=401)
 
     now = time.time() if now is None else now

@@ -10,8 +10,10 @@ SCRIPT_NAMES = ("cart_change", "cart_read", "products_read", "catalog_load")
 
 
 def script_source(name: str) -> str:
-    return resources.files("cartsvc.storage").joinpath(f"lua/{name}.lua").read_text(
-        encoding="utf-8"
+    return (
+        resources.files("cartsvc.storage")
+        .joinpath(f"lua/{name}.lua")
+        .read_text(encoding="utf-8")
     )
 
 
@@ -30,8 +32,12 @@ class Scripts:
 
     @classmethod
     def register(cls, client: Any) -> Scripts:
-        return cls(**{name: client.register_script(script_source(name))
-                      for name in SCRIPT_NAMES})
+        return cls(
+            **{
+                name: client.register_script(script_source(name))
+                for name in SCRIPT_NAMES
+            }
+        )
 
     def all(self) -> tuple[Any, ...]:
         return (self.cart_change, self.cart_read, self.products_read, self.catalog_load)

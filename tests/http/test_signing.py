@@ -164,3 +164,19 @@ async def test_body_above_the_limit_is_payload_too_large(real_hooks: Webhooks) -
 
     assert await real_hooks.cart(body) == (413, {"ok": False, "reason": "payload_too_large"})
     assert await cart_is_empty(real_hooks)
+
+
+@pytest.mark.parametrize("timestamp", ["abc", "-5", "1.5", "9" * 5000, "١٢٣"])
+async def test_a_malformed_timestamp_is_invalid_signature(
+    real_hooks: Webhooks, timestamp: str
+) -> None:
+    raw = orjson.dumps(ADD)
+    headers = {
+        "X-VIZOCHOK-Timestamp": timestamp,
+        "X-VIZOCHOK-Signature": signature(SECRET, "1", raw),
+    }
+
+    assert await raw_post(real_hooks, raw, headers) == (
+        401,
+        {"ok": False, "reason": "invalid_signature"},
+    )
