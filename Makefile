@@ -26,8 +26,8 @@ serve: install
 # The tests start their own redis-server (and nginx) on free loopback ports.
 system-packages:
 	@missing=""; \
-	for tool in redis-server:redis-server redis-cli:redis-tools; do \
-	  command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool#*:}"; \
+	for tool in redis-server:redis-server redis-cli:redis-tools nginx:nginx; do \
+	  PATH="$$PATH:/usr/sbin" command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \

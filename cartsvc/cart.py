@@ -7,6 +7,7 @@ in the same order, so the first failing rule always names the reason.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -26,6 +27,10 @@ from cartsvc.storage.carts import ChangeResult, StoredLine
 ACTIONS = ("add", "remove", "update_quantity", "clear")
 _SKU_ACTIONS = ("add", "remove", "update_quantity")
 OPEN_NAME_MAX_CHARS = 300
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# An open-mode price above this is ignored, so that a cart's total in exact
+# cents stays within Decimal's 28 digits (a 500 on the cart GET otherwise).
+OPEN_PRICE_MAX = Decimal(10) ** 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +93,7 @@ def _quantity(body: dict[str, Any], action: str, limits: Limits) -> int | None:
 
 def _open_price(value: Any) -> str:
     price = parse_decimal(value)
-    if price is None or price < 0:
+    if price is None or price < 0 or price > OPEN_PRICE_MAX:
         return ""
 
     return canonical(price)
@@ -98,8 +103,11 @@ def _open_name(value: Any) -> str:
     if not isinstance(value, str):
         return ""
 
-    # Tabs separate the fields of a line's metadata in Redis.
-    return value.replace("\t", " ")[:OPEN_NAME_MAX_CHARS]
+    # Tabs separate the fields of a line's metadata in Redis. A lone surrogate
+    # (a `\ud800` escape in the JSON) has no UTF-8 form, so no Redis argument
+    # could carry it: it is shown as U+FFFD instead of failing the request.
+    name = _LONE_SURROGATE.sub("\ufffd", value.replace("\t", " "))
+    return name[:OPEN_NAME_MAX_CHARS]
 
 
 def parse_cart_request(body: dict[str, Any], limits: Limits) -> CartRequest:

@@ -32,6 +32,11 @@ _TRUE = ("1", "true", "yes", "y")
 _FALSE = ("0", "false", "no", "n")
 SKU_MAX_CHARS = 128
 NAME_MAX_CHARS = 300
+# Quantities reach the Lua scripts as thousandths in doubles, exact below 2**53
+# (about 9e15 thousandths); a billion units leaves room for any sum of lines.
+QUANTITY_MAX = Decimal(10) ** 9
+# Totals are summed in exact cents within Decimal's 28 digits.
+PRICE_MAX = Decimal(10) ** 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,10 @@ def _number(raw: Any, column: str, *, quantity: bool) -> Decimal | None:
 
     if quantity and to_milli(value) is None:
         raise ValueError(f"{column} may have at most 3 decimal places, not {text!r}")
+
+    most = QUANTITY_MAX if quantity else PRICE_MAX
+    if value > most:
+        raise ValueError(f"{column} may be at most {most:,.0f}, not {text!r}")
 
     return value
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from cartsvc import __version__, catalog, logs, settings as settings_module
+from cartsvc import __version__, catalog, logs
+from cartsvc import settings as settings_module
 from cartsvc.errors import CartsvcError, ConfigError
 from cartsvc.settings import Settings, redact_url
 
@@ -133,7 +134,9 @@ def _announce(settings: Settings) -> None:
             store.catalog_mode,
             len(store.secrets),
         )
-    log.info("default catalog_mode=%s limits=%r", settings.catalog_mode, settings.limits)
+    log.info(
+        "default catalog_mode=%s limits=%r", settings.catalog_mode, settings.limits
+    )
 
 
 def serve(args: argparse.Namespace) -> int:

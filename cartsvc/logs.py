@@ -11,7 +11,7 @@ import orjson
 
 def _value(value: Any) -> str:
     text = str(value)
-    if not text or any(c in text for c in ' ="'):
+    if not text or " " in text or "=" in text or '"' in text:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     return text

@@ -31,9 +31,23 @@ def parse_products_request(
     for sku in skus:
         if sku == "" or isinstance(sku, bool) or not isinstance(sku, (str, int)):
             raise Rejection("invalid_skus", status=400)
-        distinct[identifier(sku, limits.id_max_chars, status=400)] = None
+
+        # No catalog sku is longer than the id limit, so such a sku is simply
+        # unknown, and unknown skus are left out of the answer.
+        text = str(sku)
+        if len(text) <= limits.id_max_chars and _encodable(text):
+            distinct[text] = None
 
     return store_id, list(distinct)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+
+    return True
 
 
 def _in_stock(product: StoredProduct) -> bool:

@@ -7,11 +7,20 @@ to 2**53, and are stored in Redis as plain decimal strings an operator can read.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    Context,
+    Decimal,
+    InvalidOperation,
+    localcontext,
+)
 
 QUANTITY_SCALE = 1000
 QUANTITY_PLACES = 3
 _CENT = Decimal("0.01")
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 def parse_decimal(value: object) -> Decimal | None:
@@ -40,8 +49,14 @@ def parse_decimal_text(text: str) -> Decimal | None:
 
 def to_milli(quantity: Decimal) -> int | None:
     """Whole thousandths of a quantity, or None when it is finer than that."""
-    scaled = quantity * QUANTITY_SCALE
-    if scaled != scaled.to_integral_value():
+    # Exactly: in the default context (28 digits, exponents down to -999999),
+    # 1.000...0001 with 31 digits would round to 1, and 1E-2000000 flush to 0,
+    # and both would pass as whole thousandths.
+    with localcontext(_EXACT):
+        scaled = quantity * QUANTITY_SCALE
+        whole = scaled.to_integral_value()
+
+    if scaled != whole:
         return None
 
     return int(scaled)
@@ -53,8 +68,10 @@ def from_milli(milli: int) -> Decimal:
 
 def canonical(value: Decimal) -> str:
     """The shortest plain text of a decimal: `1`, `0.3`, `45.9`, never `1E+1`."""
-    if value == value.to_integral_value():
-        return str(value.quantize(Decimal(1)))
+    whole = value.to_integral_value()
+    if value == whole:
+        # Formatting, not quantize(): quantize raises past 28 digits (1e30).
+        return format(whole, "f")
 
     return format(value.normalize(), "f")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
 import signal
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from aiohttp import web
 
 from cartsvc import logs
 from cartsvc.app import create_app
-from cartsvc.errors import ConfigError
+from cartsvc.errors import CartsvcError, ConfigError
 from cartsvc.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,13 +35,24 @@ def _use_uvloop() -> bool:
     return True
 
 
+def _has_hiredis() -> bool:
+    # redis-py parses replies with hiredis whenever it is importable.
+    from redis.utils import HIREDIS_AVAILABLE
+
+    return bool(HIREDIS_AVAILABLE)
+
+
 def _serve_one(
     settings: Settings, catalogs: Sequence[tuple[str, Path]], reuse_port: bool
 ) -> None:
     logs.configure(settings.log_format)
     fast = _use_uvloop()
     log.info(
-        "listening host=%s port=%d uvloop=%s", settings.host, settings.port, fast
+        "listening host=%s port=%d uvloop=%s hiredis=%s",
+        settings.host,
+        settings.port,
+        fast,
+        _has_hiredis(),
     )
     web.run_app(
         create_app(settings, catalogs=catalogs),
@@ -72,20 +84,52 @@ def run(
             "embedded Redis of its own"
         )
 
+    _supervise(settings, catalogs, workers)
+
+
+def _supervise(
+    settings: Settings, catalogs: Sequence[tuple[str, Path]], workers: int
+) -> None:
+    """Run the workers until a signal, or until one of them exits on its own."""
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_serve_one, args=(settings, catalogs, True))
-        for _ in range(workers)
+        context.Process(
+            target=_serve_one, args=(settings, catalogs, True), name=f"worker-{n}"
+        )
+        for n in range(workers)
     ]
-    for process in processes:
-        process.start()
+    stopping = False
 
-    def forward(signum: int, frame: FrameType | None) -> None:
+    def stop_all(signum: int | None = None, frame: FrameType | None = None) -> None:
+        nonlocal stopping
+        stopping = True
         for process in processes:
-            if process.is_alive() and process.pid is not None:
+            if process.pid is not None and process.is_alive():
                 process.terminate()
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    # Installed before the first worker starts, so a signal that arrives while
+    # they start still reaches every worker instead of orphaning them.
+    signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
     for process in processes:
-        process.join()
+        process.start()
+    log.info("workers started count=%d pids=%s", workers, [p.pid for p in processes])
+
+    # A worker that dies alone leaves the port served by fewer processes than
+    # asked for; stop the rest too, so a supervisor sees the exit and restarts.
+    sentinels = {process.sentinel: process for process in processes}
+    while sentinels:
+        for ready in multiprocessing.connection.wait(list(sentinels)):
+            process = sentinels.pop(ready)
+            process.join()
+            if not stopping:
+                log.error(
+                    "worker exited pid=%s exitcode=%s; stopping the others",
+                    process.pid,
+                    process.exitcode,
+                )
+                stop_all()
+
+    failed = [p.exitcode for p in processes if p.exitcode not in (0, -signal.SIGTERM)]
+    if failed:
+        raise CartsvcError(f"workers exited with {failed}")

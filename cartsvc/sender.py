@@ -25,7 +25,9 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="service URL")
     parser.add_argument("--secret", help="secret to sign with (else from the settings)")
     parser.add_argument("--idempotency-key", help="send this Idempotency-Key header")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    parser.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds (default 5)"
+    )
 
 
 def add_send_parser(commands: Any) -> None:
@@ -73,7 +75,10 @@ def _request(args: argparse.Namespace) -> tuple[str, str, bytes, str | None]:
         document = None  # sent as it is: the service's answer will say why
 
     store_id = document.get("store_id") if isinstance(document, dict) else None
-    return "POST", PATHS[args.webhook], body, store_id if isinstance(store_id, str) else None
+    if not isinstance(store_id, str):
+        store_id = None
+
+    return "POST", PATHS[args.webhook], body, store_id
 
 
 async def send(args: argparse.Namespace, settings: Settings) -> int:
@@ -89,9 +94,11 @@ async def send(args: argparse.Namespace, settings: Settings) -> int:
     timeout = aiohttp.ClientTimeout(total=args.timeout)
     url = args.url.rstrip("/") + path
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.request(method, url, data=body, headers=headers) as reply:
-                status, text = reply.status, await reply.text()
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.request(method, url, data=body, headers=headers) as reply,
+        ):
+            status, text = reply.status, await reply.text()
     except (aiohttp.ClientError, TimeoutError) as error:
         print(f"cartsvc send: {method} {url} failed: {error!r}", file=sys.stderr)
         return 1

@@ -56,6 +56,9 @@ class StoreSettings:
 @dataclass(frozen=True)
 class Limits:
     body_max_bytes: int = 64 * 1024
+    # A body still incomplete after this is answered 408: with the Redis timeout
+    # (1 s) it keeps every answer inside the sender's 5 s.
+    body_timeout_ms: int = 3000
     cart_max_lines: int = 100
     line_max_quantity: Decimal = Decimal(999)
     cart_ttl_s: int = 30 * 24 * 3600
@@ -165,7 +168,9 @@ def _catalog_mode(value: Any, name: str) -> str:
 def _line_max(value: Any, name: str) -> Decimal:
     text = str(value) if isinstance(value, (int, float, str)) else ""
     number = parse_decimal_text(text) if not isinstance(value, bool) else None
-    if number is None or number <= 0 or to_milli(number) is None:
+    # Lua holds quantities as thousandths in doubles: a billion units stays exact.
+    too_big = number is not None and number > Decimal(10) ** 9
+    if number is None or number <= 0 or too_big or to_milli(number) is None:
         raise ConfigError(f"{name} must be a positive number, not {value!r}")
 
     return number
@@ -280,6 +285,7 @@ _ENV_KEYS: dict[str, tuple[str, str, str]] = {
     "CARTSVC_CATALOG_MODE": ("webhook", "catalog_mode", "str"),
     "CARTSVC_LOG_FORMAT": ("server", "log_format", "str"),
     "CARTSVC_BODY_MAX_BYTES": ("limits", "body_max_bytes", "int"),
+    "CARTSVC_BODY_TIMEOUT_MS": ("limits", "body_timeout_ms", "int"),
     "CARTSVC_CART_MAX_LINES": ("limits", "cart_max_lines", "int"),
     "CARTSVC_LINE_MAX_QUANTITY": ("limits", "line_max_quantity", "str"),
     "CARTSVC_CART_TTL_S": ("limits", "cart_ttl_s", "int"),

@@ -17,7 +17,9 @@ from aiohttp.test_utils import TestClient
 from cartsvc import catalog
 from cartsvc.app import create_app
 from cartsvc.http.signing import signed_headers
-from cartsvc.settings import Settings, StoreSettings
+from cartsvc.settings import RedisSettings, Settings, StoreSettings
+from cartsvc.storage.connection import connect
+from tests.cluster import LocalCluster
 from tests.servers import RedisServer
 
 SECRET = "test-secret"
@@ -84,6 +86,23 @@ def redis_server() -> Iterator[RedisServer]:
     server.close()
 
 
+def start_cluster() -> LocalCluster:
+    try:
+        return LocalCluster().start()
+    except FileNotFoundError:
+        if IN_CI:
+            pytest.fail("redis-server or redis-cli is missing; CI must install them")
+        pytest.skip("redis-server or redis-cli is not installed")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """A Redis Cluster of three masters, started once for the suite."""
+    cluster = start_cluster()
+    yield cluster
+    cluster.close()
+
+
 def make_settings(**limits: Any) -> Settings:
     base = Settings(
         secrets=(SECRET,),
@@ -95,13 +114,18 @@ def make_settings(**limits: Any) -> Settings:
     return replace(base, limits=replace(base.limits, **limits)) if limits else base
 
 
-@pytest.fixture(params=["real", "embedded"])
+@pytest.fixture(params=["real", "embedded", "cluster"])
 async def redis_client(
     request: pytest.FixtureRequest, redis_server: RedisServer
 ) -> AsyncIterator[Any]:
-    """A client on the suite's redis-server (flushed), or on the embedded Redis."""
+    """A client on the suite's redis-server or Redis Cluster (flushed), or embedded."""
     if request.param == "embedded":
         client = fakeredis.FakeAsyncRedis(decode_responses=True)
+    elif request.param == "cluster":
+        # Started on first use only; the client is the one the service builds.
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        client = connect(RedisSettings(url=cluster.url, cluster=True))
     else:
         client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
         await client.flushall()

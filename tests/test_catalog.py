@@ -49,6 +49,8 @@ def test_optional_columns_take_their_defaults() -> None:
         pytest.param("x,X,1,,,,0,,,", "max_per_customer must be above 0", id="zero-limit"),
         pytest.param("x,X,1,,,,,,,maybe", "active must be true or false", id="bad-active"),
         pytest.param("milk-001,X,1,,,,,,,", "appears twice", id="duplicate"),
+        pytest.param("x,X,1e13,,,,,,,", "price may be at most", id="huge-price"),
+        pytest.param("x,X,1,1e10,,,,,,", "stock may be at most", id="huge-stock"),
         pytest.param("x,X,1,,,,,,,,extra", "more fields than the header", id="extra-field"),
     ],
 )

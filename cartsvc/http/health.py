@@ -1,6 +1,9 @@
-"""Health, readiness and metrics endpoints for load balancers and Prometheus."""
+"""Health, readiness, metrics and the OpenAPI document, for operators and tools."""
 
 from __future__ import annotations
+
+from functools import cache
+from importlib import resources
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -37,4 +40,16 @@ async def metrics(request: web.Request) -> web.Response:
     registry = request.app[METRICS].registry
     return web.Response(
         body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+@cache
+def _openapi_document() -> bytes:
+    return resources.files("cartsvc.http").joinpath("openapi.yaml").read_bytes()
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3 document of every endpoint, as shipped in the package."""
+    return web.Response(
+        body=_openapi_document(), content_type="application/yaml", charset="utf-8"
     )

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LOG_FIELDS = web.RequestKey("log_fields", dict[str, Any])
+# From 1 ms to the sender's 5 s timeout, finest where answers should fall.
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
 class Metrics:
@@ -35,7 +37,7 @@ class Metrics:
             "cartsvc_request_duration_seconds",
             "Time from request to answer, by route.",
             ["route"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            buckets=LATENCY_BUCKETS_S,
             registry=self.registry,
         )
         self.redis_errors = Counter(
@@ -90,7 +92,9 @@ def build_middleware(metrics: Metrics) -> Any:
             response = json_answer(
                 503, {"ok": False, "reason": "temporarily_unavailable"}
             )
-        except web.HTTPException:
+        except web.HTTPException as error:
+            # aiohttp's own answers (404, 405) still get their log line and count.
+            _record(request, error, time.perf_counter() - started, metrics)
             raise
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)

@@ -25,7 +25,9 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return _PREFIX + digest
 
 
-def signed_headers(secret: str, body: bytes, now: float | None = None) -> dict[str, str]:
+def signed_headers(
+    secret: str, body: bytes, now: float | None = None
+) -> dict[str, str]:
     """Both signing headers for a delivery sent now."""
     timestamp = str(int(time.time() if now is None else now))
     return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from decimal import Decimal
@@ -33,10 +34,19 @@ def parse_json(body: bytes) -> Any:
 
 
 async def read_body(request: web.Request) -> bytes:
+    """The raw body, within the size limit and the body timeout."""
+    timeout_s = request.app[SETTINGS].limits.body_timeout_ms / 1000
     try:
-        return await request.read()
+        async with asyncio.timeout(timeout_s):
+            return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise Rejection("payload_too_large", status=413) from None
+    except TimeoutError:
+        # aiohttp's server sets no deadline on a body, so a client trickling one
+        # would hold the connection and this handler for as long as it liked.
+        # aiohttp then discards what still comes for its lingering time (10 s)
+        # and closes the connection.
+        raise Rejection("request_timeout", status=408) from None
 
 
 def _store_hint(document: Any) -> str | None:

@@ -7,13 +7,20 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from cartsvc.errors import StorageUnavailable
+from cartsvc.storage.batching import ScriptBatcher, batches_well
 from cartsvc.storage.keys import StoreKeys
 from cartsvc.storage.scripts import Scripts
 
 log = logging.getLogger(__name__)
+
+# Everything the Redis client raises when Redis is away, slow or busy. A cluster
+# whose slots are not all served (a node lost, a slot unassigned) raises
+# RedisClusterException, which is no RedisError; it is an outage all the same,
+# so the sender gets a 503 and its retry, never a 500.
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +82,7 @@ class Storage:
         self.prefix = prefix
         self.timeout_s = timeout_ms / 1000
         self.scripts = Scripts.register(client)
+        self.batcher = ScriptBatcher(client) if batches_well(client) else None
 
     def keys(self, store_id: str) -> StoreKeys:
         return StoreKeys(self.prefix, store_id)
@@ -84,12 +92,14 @@ class Storage:
         # a NOSCRIPT reload, so a slow Redis is answered well inside 5 s.
         try:
             async with asyncio.timeout(self.timeout_s):
+                if self.batcher is not None:
+                    return await self.batcher.run(script, keys, args)
                 return await script(keys=keys, args=args)
         except TimeoutError as error:
             raise StorageUnavailable(
                 "redis did not answer in time", timed_out=True
             ) from error
-        except (RedisError, OSError) as error:
+        except REDIS_ERRORS as error:
             raise StorageUnavailable(f"redis failed: {type(error).__name__}") from error
 
     async def change_cart(self, change: CartChange) -> ChangeResult:
@@ -172,7 +182,7 @@ class Storage:
         try:
             async with asyncio.timeout(self.timeout_s):
                 await self.client.ping()
-        except (TimeoutError, RedisError, OSError) as error:
+        except (TimeoutError, *REDIS_ERRORS) as error:
             raise StorageUnavailable(f"redis ping failed: {type(error).__name__}") from error
 
     async def load_scripts(self) -> None:
@@ -181,7 +191,7 @@ class Storage:
             async with asyncio.timeout(self.timeout_s * 5):
                 for script in self.scripts.all():
                     await self.client.script_load(script.script)
-        except (TimeoutError, RedisError, OSError) as error:
+        except (TimeoutError, *REDIS_ERRORS) as error:
             raise StorageUnavailable(
                 f"loading scripts failed: {type(error).__name__}"
             ) from error

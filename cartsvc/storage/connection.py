@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -24,6 +25,25 @@ def _retry() -> Retry:
     return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
 
+class QueueingCluster(RedisCluster):
+    """A cluster client whose callers queue for a connection, as on one server.
+
+    redis-py's cluster client raises MaxConnectionsError the moment a node's
+    connections are all busy, so a burst above the pool size would answer 503
+    where a single server's BlockingConnectionPool waits. A command holds at most
+    one connection of a node, so capping the commands in flight at the pool size
+    makes the cluster wait the same way, within the caller's deadline.
+    """
+
+    def __init__(self, *, max_connections: int = 100, **kwargs: Any) -> None:
+        super().__init__(max_connections=max_connections, **kwargs)
+        self._in_flight = asyncio.Semaphore(max_connections)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._in_flight:
+            return await super().execute_command(*args, **kwargs)
+
+
 def connect(settings: RedisSettings) -> Any:
     """A redis.asyncio client for the configured storage."""
     timeout_s = settings.timeout_ms / 1000
@@ -33,7 +53,7 @@ def connect(settings: RedisSettings) -> Any:
 
     if settings.cluster:
         log.info("storage=redis-cluster seed=%s", redact_url(settings.url))
-        return RedisCluster.from_url(
+        return QueueingCluster.from_url(
             settings.url,
             decode_responses=True,
             socket_timeout=timeout_s,
@@ -54,7 +74,9 @@ def connect(settings: RedisSettings) -> Any:
         timeout=timeout_s,
         retry=_retry(),
     )
-    return Redis(connection_pool=pool)
+    # from_pool hands the pool to the client, so closing the client at shutdown
+    # disconnects every pooled connection; Redis(connection_pool=...) would not.
+    return Redis.from_pool(pool)
 
 
 def _embedded() -> Any:
