@@ -43,4 +43,5 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/mypy
 
 bench: $(VENV)/.dev-installed system-packages
+	$(BIN)/pip install --quiet -e '.[fast,dev,bench]'
 	$(BIN)/python -m bench

@@ -64,7 +64,7 @@ async def cart(request: web.Request) -> web.Response:
     ]
     args = [doc["action"], session, sku, quantity * 1000, "strict", 999000, 100,
             2592000, "-", 600, 10000, "", ""]  # fmt: skip
-    status, reason, _ = await request.app[CLIENT].evalsha(
+    _, reason, _ = await request.app[CLIENT].evalsha(
         request.app[SHAS]["cart_change"], len(keys), *keys, *args
     )
     return _answer({"ok": False, "reason": reason} if reason else {"ok": True})

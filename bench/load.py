@@ -37,11 +37,17 @@ class Request:
 
 
 def cart_skus(cart: int) -> list[str]:
-    return [SKUS[(cart * LINES_PER_CART + j) % len(SKUS)] for j in range(LINES_PER_CART)]
+    return [
+        SKUS[(cart * LINES_PER_CART + j) % len(SKUS)] for j in range(LINES_PER_CART)
+    ]
 
 
 def _cart_body(action: str, session: str, sku: str = "", quantity: int = 0) -> bytes:
-    body: dict[str, object] = {"action": action, "store_id": STORE, "session_id": session}
+    body: dict[str, object] = {
+        "action": action,
+        "store_id": STORE,
+        "session_id": session,
+    }
     if sku:
         body["sku"] = sku
     if quantity:
@@ -102,7 +108,12 @@ def products() -> list[Request]:
     ]
 
 
-MIXES = {"cart adds": adds, "mixed cart ops": mixed, "cart GET": gets, "products": products}
+MIXES = {
+    "cart adds": adds,
+    "mixed cart ops": mixed,
+    "cart GET": gets,
+    "products": products,
+}
 
 
 def write_pool(requests: list[Request], secret: str, path: Path) -> None:
@@ -168,7 +179,9 @@ def run_wrk(
         (x for x in finished.stdout.splitlines() if x.startswith("BENCH ")), None
     )
     if line is None:
-        raise RuntimeError(f"wrk printed no result:\n{finished.stdout}{finished.stderr}")
+        raise RuntimeError(
+            f"wrk printed no result:\n{finished.stdout}{finished.stderr}"
+        )
 
     stats = json.loads(line[len("BENCH ") :])
     return Result(

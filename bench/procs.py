@@ -35,7 +35,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+def wait_for_port(
+    port: int, process: subprocess.Popen[bytes], timeout_s: float
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -59,22 +61,32 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process and its children that are alive."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    pids = [pid]
-    while pids:
-        current = pids.pop()
+def process_tree(pid: int) -> list[int]:
+    """A process and its descendants that are alive."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
         try:
-            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
             children = Path(f"/proc/{current}/task/{current}/children").read_text()
         except FileNotFoundError:
             continue
-        # utime and stime are the 14th and 15th fields; 12th and 13th after ")".
-        total += (int(fields[11]) + int(fields[12])) / ticks
-        pids += [int(child) for child in children.split()]
-    return total
+        found.append(current)
+        pending += [int(child) for child in children.split()]
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and its descendants."""
+    total_ticks = 0
+    for current in process_tree(pid):
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+        except FileNotFoundError:
+            continue
+        # utime and stime, the 14th and 15th fields: 12th and 13th after ")".
+        fields = stat.rpartition(")")[2].split()
+        total_ticks += int(fields[11]) + int(fields[12])
+    return total_ticks / os.sysconf("SC_CLK_TCK")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -124,10 +136,15 @@ class Redis:
 
 
 class Server:
-    """An HTTP server under test, started as a subprocess and pinned to core 0."""
+    """An HTTP server under test, started as a subprocess, pinned to given cores."""
 
     def __init__(
-        self, name: str, command: list[str], env: dict[str, str], log_path: Path
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str],
+        log_path: Path,
+        cores: set[int],
     ) -> None:
         self.name = name
         self.port = free_port()
@@ -141,7 +158,8 @@ class Server:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        pin(self.process.pid, SERVER_CPUS)
+        # Pinned at once, before it starts any worker, which inherits it.
+        pin(self.process.pid, cores)
         try:
             wait_for_port(self.port, self.process, 20)
         except RuntimeError:
@@ -157,7 +175,8 @@ class Server:
         return cpu_seconds(self.pid)
 
     def peak_rss_mib(self) -> float:
-        return peak_rss_kib(self.pid) / 1024
+        """Peak resident memory, summed over the process and its workers."""
+        return sum(peak_rss_kib(pid) for pid in process_tree(self.pid)) / 1024
 
     def close(self) -> None:
         stop(self.process)

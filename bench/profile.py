@@ -29,7 +29,9 @@ def record(pid: int, out: Path, drive: Callable[[], Any]) -> None:
     """Sample `pid` while `drive()` runs, then print a summary; raw stacks to `out`."""
     command = [py_spy(), "record", "--pid", str(pid), "--rate", "250",
                "--format", "raw", "--output", str(out), "--nonblocking"]  # fmt: skip
-    sampler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sampler = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         drive()
     finally:

@@ -45,8 +45,20 @@ class Row:
         )
 
 
+@dataclass(frozen=True)
+class Memory:
+    """Redis memory (MEMORY USAGE) of a five-line cart, and of a delivery record."""
+
+    cart_bytes: int
+    delivery_bytes: int
+
+
 def print_table(
-    rows: list[Row], rss_mib: dict[str, float], ceiling: Result, args: argparse.Namespace
+    rows: list[Row],
+    rss_mib: dict[str, float],
+    memory: Memory,
+    ceiling: Result,
+    args: argparse.Namespace,
 ) -> None:
     floor = {row.mix: row for row in rows if row.server == "floor"}
     print()
@@ -74,4 +86,9 @@ def print_table(
     print(
         f"load generator ceiling (same script, trivial server): {ceiling.rate:,.0f} "
         f"req/s, p99 {ceiling.p99_ms:.2f} ms"
+    )
+    print(
+        f"Redis memory: a cart of 5 lines {memory.cart_bytes} bytes (its cart and "
+        f"lines keys); each change also keeps a {memory.delivery_bytes}-byte "
+        "delivery record for the dedup window (600 s)"
     )

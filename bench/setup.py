@@ -54,6 +54,7 @@ async def _fill(redis_url: str) -> None:
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     storage = Storage(client, PREFIX, timeout_ms=10_000)
     try:
+        await storage.load_scripts()
         await storage.write_products(STORE, [(p.sku, p.fields()) for p in products()])
         for start in range(0, POOL_CARTS, 20):
             changes = [

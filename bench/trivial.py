@@ -13,7 +13,7 @@ from typing import cast
 
 ANSWER = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-    b"Content-Length: 11\r\n\r\n{\"ok\":true}"
+    b'Content-Length: 11\r\n\r\n{"ok":true}'
 )
 _LENGTH = b"\r\ncontent-length:"
 

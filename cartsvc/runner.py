@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -10,6 +11,7 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import cast
 
 from aiohttp import web
 
@@ -24,6 +26,11 @@ log = logging.getLogger(__name__)
 # sender's 5 s timeout, before connections are closed.
 SHUTDOWN_TIMEOUT_S = 10.0
 
+# Allocations between young-generation collections. Python's default of 700 runs
+# one every couple of requests; this many keeps their count, and so their share
+# of a request's time, small, while each still takes well under a millisecond.
+GC_YOUNG_THRESHOLD = 7000
+
 
 def _use_uvloop() -> bool:
     try:
@@ -33,6 +40,16 @@ def _use_uvloop() -> bool:
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     return True
+
+
+async def _tune_gc(app: web.Application) -> None:
+    # Everything loaded so far (modules, settings, the app) lives as long as the
+    # process: frozen, the collector never scans it again, so the rare full
+    # collection takes a fraction of the time and stops adding to p99 latency.
+    gc.collect()
+    gc.freeze()
+    _, *older = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *older)
 
 
 def _has_hiredis() -> bool:
@@ -54,8 +71,10 @@ def _serve_one(
         fast,
         _has_hiredis(),
     )
+    app = create_app(settings, catalogs=catalogs)
+    app.on_startup.append(_tune_gc)
     web.run_app(
-        create_app(settings, catalogs=catalogs),
+        app,
         host=settings.host,
         port=settings.port,
         reuse_port=reuse_port or None,
@@ -120,7 +139,7 @@ def _supervise(
     sentinels = {process.sentinel: process for process in processes}
     while sentinels:
         for ready in multiprocessing.connection.wait(list(sentinels)):
-            process = sentinels.pop(ready)
+            process = sentinels.pop(cast(int, ready))
             process.join()
             if not stopping:
                 log.error(

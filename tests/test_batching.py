@@ -15,7 +15,9 @@ from cartsvc.storage.carts import CartChange, Storage
 from tests.servers import free_port
 
 
-def add(session_id: str, delivery_id: str, sku: str = "salt-01", **extra: Any) -> CartChange:
+def add(
+    session_id: str, delivery_id: str, sku: str = "salt-01", **extra: Any
+) -> CartChange:
     fields: dict[str, Any] = {
         "store_id": "store-1",
         "session_id": session_id,
@@ -59,7 +61,9 @@ async def test_concurrent_calls_share_a_pipeline_and_all_apply(
         return await send(batch)
 
     monkeypatch.setattr(storage.batcher, "_pipeline", counted)
-    results = await asyncio.gather(*(storage.change_cart(add("u", f"d{n}")) for n in range(30)))
+    results = await asyncio.gather(
+        *(storage.change_cart(add("u", f"d{n}")) for n in range(30))
+    )
 
     assert [r.status for r in results] == ["applied"] * 30
     assert sizes == [30]
@@ -107,7 +111,9 @@ async def test_scripts_lost_by_redis_are_loaded_again(
 ) -> None:
     await real_redis.script_flush()
 
-    results = await asyncio.gather(*(storage.change_cart(add("u", f"d{n}")) for n in range(5)))
+    results = await asyncio.gather(
+        *(storage.change_cart(add("u", f"d{n}")) for n in range(5))
+    )
 
     assert [r.status for r in results] == ["applied"] * 5
     assert await real_redis.hget("cartsvc:{store-1}:cart:u", "salt-01") == "5"
@@ -116,7 +122,9 @@ async def test_scripts_lost_by_redis_are_loaded_again(
 async def test_a_caller_that_gave_up_leaves_the_others_their_replies(
     storage: Storage,
 ) -> None:
-    calls = [asyncio.ensure_future(storage.change_cart(add("u", f"d{n}"))) for n in range(3)]
+    calls = [
+        asyncio.ensure_future(storage.change_cart(add("u", f"d{n}"))) for n in range(3)
+    ]
     await asyncio.sleep(0)
     calls[1].cancel()
 
@@ -140,10 +148,14 @@ async def test_an_unreachable_redis_fails_every_call_of_the_batch() -> None:
     assert all(isinstance(r, StorageUnavailable) for r in results)
 
 
-async def test_the_batcher_runs_any_registered_script(real_redis: aioredis.Redis) -> None:
+async def test_the_batcher_runs_any_registered_script(
+    real_redis: aioredis.Redis,
+) -> None:
     script = real_redis.register_script("return {KEYS[1], ARGV[1]}")
-    batcher = ScriptBatcher(real_redis)
+    batcher = ScriptBatcher(real_redis, timeout_s=2)
 
-    replies = await asyncio.gather(batcher.run(script, ["k1"], ["a"]), batcher.run(script, ["k2"], ["b"]))
+    replies = await asyncio.gather(
+        batcher.run(script, ["k1"], ["a"]), batcher.run(script, ["k2"], ["b"])
+    )
 
     assert replies == [["k1", "a"], ["k2", "b"]]

@@ -42,12 +42,10 @@ OK = (200, {"ok": True})
 STORE_SLOT = key_slot(b"store-1")
 
 
-def add(
-    session_id: str, quantity: int = 1, store_id: str = "store-1"
-) -> dict[str, Any]:
+def add(session_id: str, quantity: int = 1) -> dict[str, Any]:
     return {
         "action": "add",
-        "store_id": store_id,
+        "store_id": "store-1",
         "session_id": session_id,
         "sku": "salt-01",
         "quantity": quantity,
@@ -287,6 +285,46 @@ async def test_a_slot_no_master_serves_answers_503_until_it_is_back(
     assert cart["items"][0]["quantity"] == 2
 
 
+async def test_a_cart_read_mid_move_answers_503_never_a_price_of_0(
+    aiohttp_client: Any, spare_cluster: LocalCluster
+) -> None:
+    spare_cluster.flush()
+    hooks = await cluster_hooks(aiohttp_client, cluster_settings(spare_cluster))
+    await hooks.ok(**add("user-123", quantity=2))
+    _, before = await hooks.items("store-1", "user-123")
+    source = spare_cluster.owner(STORE_SLOT)
+    target = next(node for node in spare_cluster.nodes if node is not source)
+
+    # The cart has reached the target, its product not yet: on the target the
+    # cart reads, the product reads as absent.
+    spare_cluster.begin_migration(STORE_SLOT, source, target)
+    with source.client() as probe:
+        cart_keys = [
+            "cartsvc:{store-1}:cart:user-123",
+            "cartsvc:{store-1}:lines:user-123",
+        ]
+        probe.execute_command(
+            "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *cart_keys
+        )
+    during = await hooks.items("store-1", "user-123")
+    spare_cluster.migrate_keys(STORE_SLOT, source, target, pause_s=0)
+    spare_cluster.assign(STORE_SLOT, target)
+
+    assert during == UNAVAILABLE
+    assert await hooks.items("store-1", "user-123") == (200, before)
+
+    # A product truly gone still reads as before: the line at no price.
+    storage_client = connect(RedisSettings(url=spare_cluster.url, cluster=True))
+    try:
+        await storage_client.delete("cartsvc:{store-1}:product:salt-01")
+    finally:
+        await storage_client.aclose()
+    _, after = await hooks.items("store-1", "user-123")
+    assert [(i["sku"], i["price"], i["quantity"]) for i in after["items"]] == [
+        ("salt-01", 0.0, 2)
+    ]
+
+
 async def test_moving_a_stores_slot_in_traffic_loses_no_acknowledged_add(
     aiohttp_client: Any, spare_cluster: LocalCluster
 ) -> None:
@@ -322,14 +360,24 @@ async def test_moving_a_stores_slot_in_traffic_loses_no_acknowledged_add(
         finally:
             moved.set()
 
+    async def reader() -> None:
+        while not moved.is_set():
+            reads.append(await hooks.items("store-1", "shopper-0"))
+
+    reads: list[tuple[int, Any]] = []
     sessions = [f"shopper-{n}" for n in range(8)]
-    keys_moved, *_ = await asyncio.gather(reshard(), *map(shopper, sessions))
+    keys_moved, *_ = await asyncio.gather(reshard(), reader(), *map(shopper, sessions))
 
     # The slot and everything in it now live on the target.
     assert keys_moved > 40
     assert spare_cluster.owner(STORE_SLOT) is target
     assert spare_cluster.count_keys(source, STORE_SLOT) == 0
     assert overlapping > 0, "no request was in flight while the slot moved"
+
+    # A cart read meanwhile shows the catalog's price, or answers 503.
+    for status, cart in reads:
+        assert status == 200 or (status, cart) == UNAVAILABLE
+        assert all(i["price"] == 12.3 for i in cart.get("items", [])), cart
 
     # 503 at worst while it moved; then the sender's retry, with the same
     # delivery id, is applied or replayed, never applied twice.

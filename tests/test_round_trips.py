@@ -45,7 +45,9 @@ def replayed_add() -> Send:
     return send
 
 
-async def top_level_commands(redis_server: RedisServer, send: Awaitable[Any]) -> list[str]:
+async def top_level_commands(
+    redis_server: RedisServer, send: Awaitable[Any]
+) -> list[str]:
     """The commands clients sent while `send` ran, scripts' own calls left out."""
     monitor_client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
     marker = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
@@ -72,7 +74,9 @@ async def top_level_commands(redis_server: RedisServer, send: Awaitable[Any]) ->
 HOT_PATH = [
     pytest.param(cart("add", sku="milk-001"), id="add"),
     pytest.param(cart("add", sku="milk-001", quantity=2), id="add-to-a-line"),
-    pytest.param(cart("update_quantity", sku="salt-01", quantity=3), id="update_quantity"),
+    pytest.param(
+        cart("update_quantity", sku="salt-01", quantity=3), id="update_quantity"
+    ),
     pytest.param(cart("remove", sku="salt-01"), id="remove"),
     pytest.param(cart("clear"), id="clear"),
     pytest.param(cart("add", sku="caviar-01"), id="rejected-add"),

@@ -20,6 +20,7 @@ from tests.conftest import SECRET
 from tests.servers import RedisServer, free_port
 
 ROOT = Path(__file__).parent.parent
+SAMPLE_CATALOG = ROOT / "config" / "catalog.sample.csv"
 
 
 class Workers:
@@ -75,8 +76,8 @@ def workers(redis_server: RedisServer) -> Iterator[Workers]:
     redis_server.client().flushall()
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "cartsvc", "serve", "--port", str(port), "--workers", "2",
-         "--catalog", f"store-1={ROOT / 'config' / 'catalog.sample.csv'}"],
+        [sys.executable, "-m", "cartsvc", "serve", "--port", str(port),
+         "--workers", "2", "--catalog", f"store-1={SAMPLE_CATALOG}"],
         env=_environment(redis_server.url),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -134,7 +135,12 @@ def test_each_worker_listens_on_the_port_with_a_socket_of_its_own(
 def test_workers_share_one_redis_and_answer_every_request(
     workers: Workers, redis_server: RedisServer
 ) -> None:
-    body = {"action": "add", "store_id": "store-1", "session_id": "w", "sku": "milk-001"}
+    body = {
+        "action": "add",
+        "store_id": "store-1",
+        "session_id": "w",
+        "sku": "milk-001",
+    }
 
     answers = [workers.post_cart(body) for _ in range(20)]
 

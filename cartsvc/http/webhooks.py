@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
@@ -29,7 +29,8 @@ def parse_json(body: bytes) -> Any:
     """The JSON document of a body, numbers as exact Decimals; None if invalid."""
     try:
         return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError, InvalidOperation):
+        # A number such as 1e99999999999999999999 is past any Decimal's exponent.
         return None
 
 

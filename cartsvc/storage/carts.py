@@ -7,7 +7,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisClusterException, RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from cartsvc.errors import StorageUnavailable
 from cartsvc.storage.batching import ScriptBatcher, batches_well
@@ -82,7 +83,10 @@ class Storage:
         self.prefix = prefix
         self.timeout_s = timeout_ms / 1000
         self.scripts = Scripts.register(client)
-        self.batcher = ScriptBatcher(client) if batches_well(client) else None
+        self.batcher = (
+            ScriptBatcher(client, self.timeout_s) if batches_well(client) else None
+        )
+        self.clustered = isinstance(client, RedisCluster)
 
     def keys(self, store_id: str) -> StoreKeys:
         return StoreKeys(self.prefix, store_id)
@@ -92,9 +96,16 @@ class Storage:
         # a NOSCRIPT reload, so a slow Redis is answered well inside 5 s.
         try:
             async with asyncio.timeout(self.timeout_s):
-                if self.batcher is not None:
-                    return await self.batcher.run(script, keys, args)
-                return await script(keys=keys, args=args)
+                try:
+                    if self.batcher is not None:
+                        return await self.batcher.run(script, keys, args)
+                    return await script(keys=keys, args=args)
+                except NoScriptError:
+                    # The cache was flushed again between reloading the script
+                    # and running it by its SHA (SCRIPT FLUSH, a restart). EVAL
+                    # carries the source, so no flush can come in between.
+                    source = script.script
+                    return await self.client.eval(source, len(keys), *keys, *args)
         except TimeoutError as error:
             raise StorageUnavailable(
                 "redis did not answer in time", timed_out=True
@@ -141,7 +152,33 @@ class Storage:
             [keys.cart(session_id), keys.lines(session_id)],
             [keys.product_prefix()],
         )
-        return [StoredLine(*flat[i : i + 7]) for i in range(0, len(flat), 7)]
+        lines = [StoredLine(*flat[i : i + 7]) for i in range(0, len(flat), 7)]
+        if self.clustered:
+            await self._check_absent_products(store_id, lines)
+
+        return lines
+
+    async def _check_absent_products(
+        self, store_id: str, lines: list[StoredLine]
+    ) -> None:
+        """StorageUnavailable if a product the cart read found absent exists.
+
+        cart_read builds its product keys itself, so Redis Cluster cannot route
+        them: while the store's slot moves, a product not moved yet reads as
+        absent on the node that already holds the cart, and its line would show
+        a price of 0. A catalog line (one without an open-mode price) missing its
+        product is read again through declared keys, which the cluster routes.
+        A product truly gone costs this second round trip; that is rare.
+        """
+        absent = [
+            line.sku for line in lines if not line.price and "\t" not in line.meta
+        ]
+        if not absent:
+            return
+
+        found = await self.read_products(store_id, absent)
+        if any(product is not None for product in found):
+            raise StorageUnavailable("a cart was read while its slot was moving")
 
     async def read_products(
         self, store_id: str, skus: list[str]

@@ -10,6 +10,10 @@ import redis
 from tests.reliability.figures import FIGURES
 from tests.reliability.service import (
     CART_MAX_LINES,
+    CATALOG,
+    OPEN_STORE,
+    STRICT_STORE,
+    ErrorLog,
     ThreadedService,
     reliability_settings,
 )
@@ -31,9 +35,23 @@ def threaded_service(redis_server: RedisServer) -> Iterator[ThreadedService]:
         yield service
 
 
-@pytest.fixture
-def redis_sync(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    """A synchronous client on the suite's redis-server, flushed."""
+@pytest.fixture(scope="module")
+def redis_admin(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A synchronous client on the suite's redis-server, to look behind the service."""
     with redis_server.client() as client:
-        client.flushall()
         yield client
+
+
+@pytest.fixture
+def loaded(
+    threaded_service: ThreadedService, redis_admin: redis.Redis
+) -> Iterator[None]:
+    """A clean Redis with the reliability catalog in both stores, and no error
+    logged by the service while the test runs."""
+    redis_admin.flushall()
+    for store_id in (STRICT_STORE, OPEN_STORE):
+        threaded_service.load_catalog(store_id, CATALOG)
+
+    with ErrorLog().attached() as errors:
+        yield
+    assert errors.messages() == []

@@ -153,6 +153,10 @@ def _open_price(value: Any) -> Decimal | None:
     return price
 
 
+def _exact(value: Decimal | None) -> Fraction | None:
+    return None if value is None else Fraction(value)
+
+
 def _decimal(value: Fraction) -> Decimal:
     # Exact: every quantity and price here is a terminating decimal.
     return Decimal(value.numerator) / Decimal(value.denominator)
@@ -230,7 +234,9 @@ class CartModel:
     def checked(self, body: dict[str, Any]) -> CartRequest:
         """The request's own checks, first failing reason wins."""
         action = body.get("action")
-        if any(_absent(body.get(name)) for name in ("action", "store_id", "session_id")):
+        if any(
+            _absent(body.get(name)) for name in ("action", "store_id", "session_id")
+        ):
             raise Refusal("missing_params")
 
         if action == "update_quantity" and body.get("quantity") is None:
@@ -327,14 +333,12 @@ class CartModel:
         if product is not None and (not product.active or product.stock == 0):
             return _refused("out_of_stock")
 
-        stock = Fraction(product.stock) if product and product.stock is not None else None
-        limit = (
-            Fraction(product.max_per_customer)
-            if product and product.max_per_customer is not None
-            else None
+        stock = _exact(product.stock) if product else None
+        limit = _exact(product.max_per_customer) if product else None
+        # The most the line may hold, on the product's step: offered instead.
+        most = min(
+            bound for bound in (self.line_max, stock, limit) if bound is not None
         )
-        bounds = [bound for bound in (self.line_max, stock, limit) if bound is not None]
-        most = min(bounds)
         most -= most % step
         if stock is not None and target > stock:
             return _refused("quantity_exceeded", most)
@@ -413,7 +417,11 @@ class CartModel:
         """Name, price and unit of a line: the catalog's now, else the line's own."""
         product = self.catalogs.get(store_id, {}).get(sku)
         if product is not None:
-            price = product.promo_price if product.promo_price is not None else product.price
+            price = (
+                product.promo_price
+                if product.promo_price is not None
+                else product.price
+            )
             return product.name, price, product.unit
 
         if line.open_name is None:

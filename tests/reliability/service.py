@@ -27,7 +27,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from cartsvc import catalog
-from cartsvc.app import CART_ITEMS_PATH, CART_PATH, create_app
+from cartsvc.app import CART_ITEMS_PATH, CART_PATH, PRODUCTS_PATH, create_app
 from cartsvc.http.context import STORAGE
 from cartsvc.http.signing import signed_headers
 from cartsvc.settings import Settings, StoreSettings
@@ -199,9 +199,13 @@ class ThreadedService:
 
     def load_catalog(self, store_id: str, rows: dict[str, dict[str, str]]) -> None:
         """Write products as `cartsvc catalog load` does, from checked rows."""
-        products = [catalog.product_from_row({"sku": sku, **row}) for sku, row in rows.items()]
+        products = [
+            catalog.product_from_row({"sku": sku, **row}) for sku, row in rows.items()
+        ]
         written = self.run(
-            self.storage.write_products(store_id, [(p.sku, p.fields()) for p in products])
+            self.storage.write_products(
+                store_id, [(p.sku, p.fields()) for p in products]
+            )
         )
         assert written == len(rows)
 
@@ -238,7 +242,10 @@ class ThreadedService:
     ) -> Reply:
         """A signed delivery of `raw`; `timestamp` fixes the signed time."""
         now = float(timestamp) if timestamp is not None else None
-        headers = {**signed_headers(secret, raw, now), "Content-Type": "application/json"}
+        headers = {
+            **signed_headers(secret, raw, now),
+            "Content-Type": "application/json",
+        }
         if key is not None:
             headers["Idempotency-Key"] = key
         return self.request("POST", path, raw, headers)
@@ -278,31 +285,39 @@ class Outcome:
     status: int
     body: Any
     took_s: float
+    # time.monotonic() when the answer was in.
+    at_s: float
 
 
 class Sender:
-    """Signed cart deliveries through an aiohttp client, each one timed."""
+    """Signed deliveries through an aiohttp client, each one timed."""
 
     def __init__(self, client: TestClient[Any, Any]) -> None:
         self.client = client
 
     async def cart(self, body: dict[str, Any], key: str | None = None) -> Outcome:
+        """One cart delivery; a fresh Idempotency-Key unless `key` names one."""
         raw = orjson.dumps(body)
         headers = {
             **signed_headers(SECRET, raw),
             "Content-Type": "application/json",
             "Idempotency-Key": key or uuid.uuid4().hex,
         }
-        started = time.monotonic()
-        async with self.client.post(CART_PATH, data=raw, headers=headers) as response:
-            answer = await response.json()
-            return Outcome(response.status, answer, time.monotonic() - started)
+        return await self._timed("POST", CART_PATH, data=raw, headers=headers)
+
+    async def products(self, store_id: str, skus: list[str]) -> Outcome:
+        raw = orjson.dumps({"store_id": store_id, "skus": skus})
+        headers = {**signed_headers(SECRET, raw), "Content-Type": "application/json"}
+        return await self._timed("POST", PRODUCTS_PATH, data=raw, headers=headers)
 
     async def items(self, store_id: str, session_id: str) -> Outcome:
         params = {"store_id": store_id, "session_id": session_id}
+        headers = signed_headers(SECRET, b"")
+        return await self._timed("GET", CART_ITEMS_PATH, params=params, headers=headers)
+
+    async def _timed(self, method: str, path: str, **kwargs: Any) -> Outcome:
         started = time.monotonic()
-        async with self.client.get(
-            CART_ITEMS_PATH, params=params, headers=signed_headers(SECRET, b"")
-        ) as response:
+        async with self.client.request(method, path, **kwargs) as response:
             answer = await response.json()
-            return Outcome(response.status, answer, time.monotonic() - started)
+            done = time.monotonic()
+            return Outcome(response.status, answer, done - started, done)

@@ -16,7 +16,6 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -34,7 +33,6 @@ from tests.reliability.service import (
     CATALOG,
     OPEN_STORE,
     STRICT_STORE,
-    ErrorLog,
     Reply,
     ThreadedService,
     reliability_settings,
@@ -42,7 +40,7 @@ from tests.reliability.service import (
 )
 from tests.servers import RedisServer
 
-FUZZ_EXAMPLES = size("CARTSVC_FUZZ_EXAMPLES", 1500)
+FUZZ_EXAMPLES = size("CARTSVC_FUZZ_EXAMPLES", 1200)
 DELIVERY = ":delivery:"
 
 CART_REASONS = {
@@ -56,25 +54,6 @@ ERROR_REASONS = {
     "payload_too_large", "idempotency_conflict", "missing_params", "invalid_id",
     "invalid_skus", "too_many_skus",
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def redis_admin(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    with redis_server.client() as client:
-        yield client
-
-
-@pytest.fixture
-def loaded(threaded_service: ThreadedService, redis_admin: redis.Redis) -> Iterator[None]:
-    """A clean Redis with the reliability catalog in both stores, and no error
-    logged by the service while the test runs."""
-    redis_admin.flushall()
-    for store_id in (STRICT_STORE, OPEN_STORE):
-        threaded_service.load_catalog(store_id, CATALOG)
-
-    with ErrorLog().attached() as errors:
-        yield
-    assert errors.messages() == []
 
 
 class Literal(str):
@@ -119,14 +98,26 @@ def cart(**fields: Any) -> bytes:
 NUMBER_LITERALS = tuple(map(Literal, (
     "1e400", "-1e400", "-0", "-0.0", "0e0", "18446744073709551616",
     "-9223372036854775809", "1.0000000000000001", "1E-2000000", "0.001",
-    "999.9995", "1" * 4301, "1.5", "3", "0", "1E+2",
+    "999.9995", "1" * 4301, "1.5", "3", "0", "1E+2", "1e99999999999999999999",
 )))  # fmt: skip
 TEXTS = (
     "", " ", "\x00", "a\x01\x1f\x7fb", "ж:{x}%", "\ud800", "\udfff\ud800", "k" * 129,
     "add", "update_quantity", "remove", "clear", STRICT_STORE, OPEN_STORE, "milk",
     "apples", "few", "\u202e", "%00", "{store-1}", "a:b", "x" * 5000,
 )  # fmt: skip
-FIELDS = ("action", "store_id", "session_id", "sku", "quantity", "name", "price", "skus")
+# A request line longer than 8190 bytes is refused by aiohttp's parser before any
+# handler; query values stay well below that.
+QUERY_TEXTS = tuple(text for text in TEXTS if len(text) < 200)
+FIELDS = (
+    "action",
+    "store_id",
+    "session_id",
+    "sku",
+    "quantity",
+    "name",
+    "price",
+    "skus",
+)
 
 SCALARS = st.one_of(
     st.sampled_from(NUMBER_LITERALS),
@@ -156,7 +147,7 @@ DOCUMENTS = st.lists(
 
 SPECIAL_BODIES = (
     b"",
-    b"[" * 100_000,
+    b"[" * 60_000,
     b'{"action":' + b"[" * 5000 + b"]" * 5000 + b"}",
     b"NaN",
     b'{"quantity": Infinity}',
@@ -171,15 +162,43 @@ SPECIAL_BODIES = (
 
 
 @st.composite
+def tampered_documents(draw: st.DrawFn) -> Members:
+    """A well-formed cart operation with one to three fields replaced by hostile
+    values, or given twice: input that reaches the cart rules and Redis."""
+    pairs = [
+        (
+            "action",
+            draw(st.sampled_from(("add", "remove", "update_quantity", "clear"))),
+        ),
+        ("store_id", draw(st.sampled_from((STRICT_STORE, OPEN_STORE)))),
+        ("session_id", "fuzz"),
+        ("sku", draw(st.sampled_from((*CATALOG, "pie")))),
+        ("quantity", Literal("1")),
+    ]
+    for _ in range(draw(st.integers(1, 3))):
+        name, value = draw(st.sampled_from(FIELDS)), draw(JSON_VALUES)
+        names = [existing for existing, _ in pairs]
+        if name in names and draw(st.booleans()):
+            pairs[names.index(name)] = (name, value)
+        else:
+            pairs.append((name, value))
+
+    return Members(tuple(pairs))
+
+
+@st.composite
 def bodies(draw: st.DrawFn) -> bytes:
-    kind = draw(st.sampled_from(("document", "document", "bytes", "special", "mutated")))
+    kind = draw(st.sampled_from(
+        ("tampered", "tampered", "document", "bytes", "special", "mutated")
+    ))  # fmt: skip
     if kind == "bytes":
         return draw(st.binary(max_size=300))
 
     if kind == "special":
         return draw(st.sampled_from(SPECIAL_BODIES))
 
-    raw = encode(draw(DOCUMENTS), ascii_only=draw(st.booleans()))
+    document = draw(tampered_documents() if kind != "document" else DOCUMENTS)
+    raw = encode(document, ascii_only=draw(st.booleans()))
     if kind == "mutated" and raw:
         # A flipped byte or a cut: what a broken proxy might pass on.
         at = draw(st.integers(0, len(raw) - 1))
@@ -207,7 +226,7 @@ def attacks(draw: st.DrawFn) -> Attack:
     if endpoint == "items":
         params = draw(st.lists(st.tuples(
             st.sampled_from(("store_id", "session_id", "x")),
-            st.one_of(st.sampled_from(TEXTS), st.text(max_size=12)),
+            st.one_of(st.sampled_from(QUERY_TEXTS), st.text(max_size=12)),
         ), max_size=3))  # fmt: skip
         query = "&".join(
             f"{name}={quote(value.encode('utf-8', 'surrogatepass'))}"
@@ -220,11 +239,13 @@ def attacks(draw: st.DrawFn) -> Attack:
         endpoint=endpoint,
         body=body,
         query=query,
-        signing=draw(st.sampled_from(("valid",) * 5 + ("none", "wrong", "stale"))),
-        key=draw(st.one_of(
-            st.uuids().map(lambda key: key.hex),
-            st.sampled_from((None, "fuzz-key", "clé-\xe9", "k" * 1000)),
-        )),  # fmt: skip
+        signing=draw(st.sampled_from(("valid",) * 7 + ("none", "wrong", "stale"))),
+        key=draw(
+            st.one_of(
+                st.uuids().map(lambda key: key.hex),
+                st.sampled_from((None, "fuzz-key", "clé-\xe9", "k" * 1000)),
+            )
+        ),
     )
 
 
@@ -273,7 +294,11 @@ def check_answer(endpoint: str, reply: Reply) -> Any:
 
 
 def check_nothing_written(
-    endpoint: str, reply: Reply, answer: Any, before: dict[str, Any], after: dict[str, Any]
+    endpoint: str,
+    reply: Reply,
+    answer: Any,
+    before: dict[str, Any],
+    after: dict[str, Any],
 ) -> None:
     if reply.status != 200 or endpoint != "cart":
         assert after == before
@@ -284,6 +309,7 @@ def check_nothing_written(
         assert kept == {k: v for k, v in before.items() if DELIVERY not in k}
 
 
+@pytest.mark.timeout(120 + FUZZ_EXAMPLES // 10)
 @settings(
     max_examples=FUZZ_EXAMPLES,
     deadline=None,
@@ -318,7 +344,8 @@ NAMED = [
                  200, "invalid_quantity", id="quantity-1e400"),
     pytest.param(cart(action="add", **S, sku="milk", quantity=Literal("-0")),
                  200, "invalid_quantity", id="add-minus-zero"),
-    pytest.param(cart(action="update_quantity", **S, sku="milk", quantity=Literal("-0.0")),
+    pytest.param(cart(action="update_quantity", **S, sku="milk",
+                      quantity=Literal("-0.0")),
                  200, "not_in_cart", id="update-minus-zero-absent-line"),
     pytest.param(cart(action="add", **S, sku="milk",
                       quantity=Literal("18446744073709551616")),
@@ -352,6 +379,9 @@ NAMED = [
                  200, "invalid_id", id="session-lone-surrogate"),
     pytest.param(cart(action="add", **S, sku="k" * 129), 200, "invalid_id",
                  id="sku-too-long"),
+    pytest.param(cart(action="add", **S, sku="milk",
+                      quantity=Literal("1e99999999999999999999")),
+                 400, "invalid_json", id="exponent-beyond-any-decimal"),
     pytest.param(SPECIAL_BODIES[8], 413, "payload_too_large", id="megabyte-string"),
     pytest.param(SPECIAL_BODIES[1], 400, "invalid_json", id="deep-nesting"),
     pytest.param(SPECIAL_BODIES[3], 400, "invalid_json", id="nan"),
@@ -433,7 +463,8 @@ async def test_a_body_trickled_slower_than_the_body_timeout_is_cut_off_with_408(
     head = (
         f"POST {CART_PATH} HTTP/1.1\r\nHost: cartsvc\r\n"
         f"Content-Type: application/json\r\nContent-Length: 1000\r\n"
-        f"{TIMESTAMP_HEADER}: {int(time.time())}\r\n{SIGNATURE_HEADER}: sha256=00\r\n\r\n"
+        f"{TIMESTAMP_HEADER}: {int(time.time())}\r\n"
+        f"{SIGNATURE_HEADER}: sha256=00\r\n\r\n"
     )
     writer.write(head.encode() + b'{"action":')
     started = time.monotonic()
@@ -453,7 +484,9 @@ async def test_a_body_trickled_slower_than_the_body_timeout_is_cut_off_with_408(
         status_line, headers = await _read_head(reader)
         answered_s = time.monotonic() - started
         body = await reader.readexactly(int(headers["content-length"]))
-        closed = await asyncio.wait_for(reader.read(), LINGERING_S + ANSWER_MARGIN_S * 4)
+        leftover = await asyncio.wait_for(
+            _until_closed(reader), LINGERING_S + ANSWER_MARGIN_S * 4
+        )
         closed_s = time.monotonic() - started
     finally:
         trickling.cancel()
@@ -462,9 +495,20 @@ async def test_a_body_trickled_slower_than_the_body_timeout_is_cut_off_with_408(
     FIGURES.inputs_fuzzed += 1
     assert status_line.startswith("HTTP/1.1 408")
     assert body == b'{"ok":false,"reason":"request_timeout"}'
-    assert BODY_TIMEOUT_MS / 1000 <= answered_s < BODY_TIMEOUT_MS / 1000 + ANSWER_MARGIN_S
-    assert closed == b""
+    assert (
+        BODY_TIMEOUT_MS / 1000 <= answered_s < BODY_TIMEOUT_MS / 1000 + ANSWER_MARGIN_S
+    )
+    assert leftover == b""
     assert closed_s < BODY_TIMEOUT_MS / 1000 + LINGERING_S + ANSWER_MARGIN_S * 4
+
+
+async def _until_closed(reader: asyncio.StreamReader) -> bytes:
+    """What the server sends until it closes the connection; a reset is a close
+    too (the server had unread bytes of ours when it closed)."""
+    try:
+        return await reader.read()
+    except ConnectionResetError:
+        return b""
 
 
 async def _read_head(reader: asyncio.StreamReader) -> tuple[str, dict[str, str]]:

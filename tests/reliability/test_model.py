@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import redis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -85,7 +86,9 @@ SESSION_ID = mostly(
     st.sampled_from(BUSY_SESSIONS),
     st.sampled_from(("", None, "s" * 129, True, "\ud800")),
 )
-SKU = mostly(st.sampled_from(SKUS), st.sampled_from(("", None, "k" * 129, Decimal("1.5"))))
+SKU = mostly(
+    st.sampled_from(SKUS), st.sampled_from(("", None, "k" * 129, Decimal("1.5")))
+)
 QUANTITY = one_in(4).flatmap(
     lambda edge: st.sampled_from(EDGE_QUANTITIES if edge else QUANTITIES)
 )
@@ -174,7 +177,9 @@ class CartMachine(RuleBasedStateMachine):
     def _send(self, delivery: Delivery) -> None:
         reply = self.service.cart(delivery.raw, delivery.key, delivery.timestamp)
         FIGURES.model_requests += 1
-        delivery_id = CartModel.delivery_id(delivery.key, delivery.timestamp, delivery.raw)
+        delivery_id = CartModel.delivery_id(
+            delivery.key, delivery.timestamp, delivery.raw
+        )
         expected = self.model.deliver(delivery.document, delivery.raw, delivery_id)
         assert (reply.status, reply.json()) == (expected.status, expected.body), (
             f"body {delivery.raw!r} key {delivery.key!r}"
@@ -216,10 +221,10 @@ class CartMachine(RuleBasedStateMachine):
         self._send(delivery)
         return delivery
 
-    @rule(target=deliveries, body=cart_bodies())
-    def deliver(self, body: Any) -> Delivery:
+    @rule(target=deliveries, body=cart_bodies(), key=st.uuids())
+    def deliver(self, body: Any, key: uuid.UUID) -> Delivery:
         """A new delivery with its own Idempotency-Key, as the sender numbers them."""
-        return self._deliver(body, uuid.uuid4().hex)
+        return self._deliver(body, key.hex)
 
     @rule(target=deliveries, body=cart_bodies(), offset_s=st.integers(0, 1))
     def deliver_without_key(self, body: Any, offset_s: int) -> Delivery:
@@ -241,7 +246,9 @@ class CartMachine(RuleBasedStateMachine):
     def reuse_delivery_id(self, delivery: Delivery, body: Any) -> None:
         """Another body under a delivery's key (or its timestamp, without a key)."""
         self._step()
-        self._send(Delivery(delivery.key, delivery.timestamp, body, render(body).encode()))
+        self._send(
+            Delivery(delivery.key, delivery.timestamp, body, render(body).encode())
+        )
 
     @rule(store_id=st.sampled_from(STORES), sku=st.sampled_from((*CATALOG, "pie")),
           row=st.none() | catalog_rows())  # fmt: skip
@@ -259,6 +266,7 @@ class CartMachine(RuleBasedStateMachine):
 
     @rule(store_id=st.sampled_from(STORES), session_id=st.sampled_from(SESSIONS))
     def read_cart(self, store_id: str, session_id: Any) -> None:
+        """The cart at a conversation's start, any cart, touched or not."""
         self._step()
         self._compare_view(store_id, str(session_id))
 
@@ -274,11 +282,13 @@ class CartMachine(RuleBasedStateMachine):
         assert stored == expected
 
 
+# Generous: a failure's shrinking reruns many sequences; CI runs take ~15 s.
+@pytest.mark.timeout(120 + 2 * EXAMPLES)
 def test_service_agrees_with_the_model(
-    threaded_service: ThreadedService, redis_sync: redis.Redis
+    threaded_service: ThreadedService, redis_admin: redis.Redis
 ) -> None:
     CartMachine.service = threaded_service
-    CartMachine.redis = redis_sync
+    CartMachine.redis = redis_admin
     steps_before = FIGURES.model_steps
 
     run_state_machine_as_test(
