@@ -86,7 +86,9 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-def _number(raw: Any, column: str, *, quantity: bool) -> Decimal | None:
+def _number(
+    raw: Any, column: str, *, quantity: bool, clamp: bool = False
+) -> Decimal | None:
     text = _text(raw)
     if not text:
         return None
@@ -99,6 +101,11 @@ def _number(raw: Any, column: str, *, quantity: bool) -> Decimal | None:
         raise ValueError(f"{column} may have at most 3 decimal places, not {text!r}")
 
     most = QUANTITY_MAX if quantity else PRICE_MAX
+    if value > most and clamp:
+        # Stock and limits are ceilings: above the largest line they change no
+        # answer, and a store that writes 1e30 for "plenty" should not be refused.
+        return most
+
     if value > most:
         raise ValueError(f"{column} may be at most {most:,.0f}, not {text!r}")
 
@@ -141,7 +148,9 @@ def product_from_row(row: Mapping[str, Any]) -> Product:
     if step <= 0:
         raise ValueError("step must be above 0")
 
-    limit = _number(row.get("max_per_customer"), "max_per_customer", quantity=True)
+    limit = _number(
+        row.get("max_per_customer"), "max_per_customer", quantity=True, clamp=True
+    )
     if limit is not None and limit <= 0:
         raise ValueError("max_per_customer must be above 0 (leave it empty for none)")
 
@@ -149,7 +158,7 @@ def product_from_row(row: Mapping[str, Any]) -> Product:
         sku=sku,
         name=name[:NAME_MAX_CHARS],
         price=price,
-        stock=_number(row.get("stock"), "stock", quantity=True),
+        stock=_number(row.get("stock"), "stock", quantity=True, clamp=True),
         unit=_text(row.get("unit")) or "pcs",
         step=step,
         max_per_customer=limit,

@@ -50,7 +50,7 @@ def test_optional_columns_take_their_defaults() -> None:
         pytest.param("x,X,1,,,,,,,maybe", "active must be true or false", id="bad-active"),
         pytest.param("milk-001,X,1,,,,,,,", "appears twice", id="duplicate"),
         pytest.param("x,X,1e13,,,,,,,", "price may be at most", id="huge-price"),
-        pytest.param("x,X,1,1e10,,,,,,", "stock may be at most", id="huge-stock"),
+        pytest.param("x,X,1,,,1e10,,,,", "step may be at most", id="huge-step"),
         pytest.param("x,X,1,,,,,,,,extra", "more fields than the header", id="extra-field"),
     ],
 )
@@ -62,6 +62,12 @@ def test_a_bad_row_is_named_by_its_line(row: str, message: str) -> None:
 
     assert str(caught.value).startswith("line 4: ")
     assert message in str(caught.value)
+
+
+def test_stock_and_limit_above_the_largest_line_are_capped_not_refused() -> None:
+    (product,) = parse_csv(HEADER + "sand-01,Sand,1,1e30,,,5e12,,,\n")
+
+    assert (product.stock, product.max_per_customer) == (Decimal(10**9), Decimal(10**9))
 
 
 def test_missing_required_column_names_the_header() -> None:

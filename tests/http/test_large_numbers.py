@@ -51,7 +51,7 @@ async def test_an_open_mode_price_of_a_trillion_is_kept(real_hooks: Webhooks) ->
     assert (cart["items"][0]["price"], cart["total"]) == (1e12, 9e12)
 
 
-async def test_a_catalog_row_with_a_huge_stock_loads_and_is_in_stock(
+async def test_a_catalog_row_with_a_huge_stock_loads_capped_and_in_stock(
     real_hooks: Webhooks, real_redis: Any
 ) -> None:
     row = {"sku": "sand-01", "name": "Sand", "price": "1", "stock": "1e30"}
@@ -61,7 +61,7 @@ async def test_a_catalog_row_with_a_huge_stock_loads_and_is_in_stock(
     await storage.write_products("store-1", [(product.sku, product.fields())])
 
     stored = await real_redis.hget("cartsvc:{store-1}:product:sand-01", "stock")
-    assert stored == "1" + "0" * 30
+    assert stored == "1000000000"
     assert await real_hooks.products({"skus": ["sand-01"], "store_id": "store-1"}) == (
         200,
         {"products": [{"sku": "sand-01", "price": 1.0, "in_stock": True}]},
