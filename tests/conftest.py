@@ -174,7 +174,9 @@ class Webhooks:
         async with self.client.post(path, data=raw, headers=sent) as response:
             return response.status, await response.json()
 
-    async def cart(self, body: dict[str, Any] | bytes, **kwargs: Any) -> tuple[int, Any]:
+    async def cart(
+        self, body: dict[str, Any] | bytes, **kwargs: Any
+    ) -> tuple[int, Any]:
         return await self.post("/api/vizochok/cart", body, **kwargs)
 
     async def ok(self, **body: Any) -> None:
@@ -186,7 +188,9 @@ class Webhooks:
     ) -> tuple[int, Any]:
         params = {"store_id": store_id, "session_id": session_id}
         async with self.client.get(
-            "/api/vizochok/cart/items", params=params, headers=signed_headers(secret, b"")
+            "/api/vizochok/cart/items",
+            params=params,
+            headers=signed_headers(secret, b""),
         ) as response:
             return response.status, await response.json()
 
@@ -217,7 +221,9 @@ async def hooks(aiohttp_client: Any, redis_client: Any, settings: Settings) -> W
 
 
 @pytest.fixture
-async def real_hooks(aiohttp_client: Any, real_redis: Any, settings: Settings) -> Webhooks:
+async def real_hooks(
+    aiohttp_client: Any, real_redis: Any, settings: Settings
+) -> Webhooks:
     """Webhooks on an app over the real redis-server only."""
     client = await aiohttp_client(create_app(settings, client=real_redis))
     for store_id in ("store-1", "store-2", "open-store"):

@@ -12,11 +12,15 @@ from cartsvc.catalog import parse_csv, parse_file, parse_json
 from cartsvc.errors import CatalogError
 from cartsvc.storage.carts import Storage
 
-HEADER = "sku,name,price,stock,unit,step,max_per_customer,promo_price,promo_label,active\n"
+HEADER = (
+    "sku,name,price,stock,unit,step,max_per_customer,promo_price,promo_label,active\n"
+)
 
 
 def test_sample_catalog_loads() -> None:
-    products = parse_file(Path(__file__).parent.parent / "config" / "catalog.sample.csv")
+    products = parse_file(
+        Path(__file__).parent.parent / "config" / "catalog.sample.csv"
+    )
 
     by_sku = {p.sku: p for p in products}
     assert by_sku["milk-001"].price == Decimal("45.90")
@@ -44,18 +48,32 @@ def test_optional_columns_take_their_defaults() -> None:
         pytest.param(",X,1,,,,,,,", "sku is empty", id="no-sku"),
         pytest.param("x,,1,,,,,,,", "name is empty", id="no-name"),
         pytest.param("x,X,1,-1,,,,,,", "stock must be a number", id="negative-stock"),
-        pytest.param("x,X,1,,kg,0.0001,,,,", "at most 3 decimal places", id="fine-step"),
+        pytest.param(
+            "x,X,1,,kg,0.0001,,,,", "at most 3 decimal places", id="fine-step"
+        ),
         pytest.param("x,X,1,,,0,,,,", "step must be above 0", id="zero-step"),
-        pytest.param("x,X,1,,,,0,,,", "max_per_customer must be above 0", id="zero-limit"),
-        pytest.param("x,X,1,,,,,,,maybe", "active must be true or false", id="bad-active"),
+        pytest.param(
+            "x,X,1,,,,0,,,", "max_per_customer must be above 0", id="zero-limit"
+        ),
+        pytest.param(
+            "x,X,1,,,,,,,maybe", "active must be true or false", id="bad-active"
+        ),
         pytest.param("milk-001,X,1,,,,,,,", "appears twice", id="duplicate"),
         pytest.param("x,X,1e13,,,,,,,", "price may be at most", id="huge-price"),
         pytest.param("x,X,1,,,1e10,,,,", "step may be at most", id="huge-step"),
-        pytest.param("x,X,1,,,,,,,,extra", "more fields than the header", id="extra-field"),
+        pytest.param(
+            "x,X,1,,,,,,,,extra", "more fields than the header", id="extra-field"
+        ),
     ],
 )
 def test_a_bad_row_is_named_by_its_line(row: str, message: str) -> None:
-    text = HEADER + "milk-001,Milk,45.9,,,,,,,\n" + "bread-01,Bread,32,,,,,,,\n" + row + "\n"
+    text = (
+        HEADER
+        + "milk-001,Milk,45.9,,,,,,,\n"
+        + "bread-01,Bread,32,,,,,,,\n"
+        + row
+        + "\n"
+    )
 
     with pytest.raises(CatalogError) as caught:
         parse_csv(text)
@@ -71,7 +89,9 @@ def test_stock_and_limit_above_the_largest_line_are_capped_not_refused() -> None
 
 
 def test_missing_required_column_names_the_header() -> None:
-    with pytest.raises(CatalogError, match=r"line 1: header lacks the columns \['price'\]"):
+    with pytest.raises(
+        CatalogError, match=r"line 1: header lacks the columns \['price'\]"
+    ):
         parse_csv("sku,name\nx,X\n")
 
 

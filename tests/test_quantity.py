@@ -22,7 +22,9 @@ from cartsvc.quantity import canonical, from_milli, json_number, parse_decimal, 
         pytest.param(None, None, id="none"),
     ],
 )
-def test_parse_decimal_takes_only_finite_json_numbers(value: object, expected: object) -> None:
+def test_parse_decimal_takes_only_finite_json_numbers(
+    value: object, expected: object
+) -> None:
     assert parse_decimal(value) == expected
 
 

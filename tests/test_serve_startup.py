@@ -20,7 +20,9 @@ def _environment(**extra: str) -> dict[str, str]:
     return env
 
 
-def test_refuses_to_start_on_real_redis_without_a_secret(redis_server: RedisServer) -> None:
+def test_refuses_to_start_on_real_redis_without_a_secret(
+    redis_server: RedisServer,
+) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "cartsvc", "serve", "--port", str(free_port())],
         env=_environment(CARTSVC_REDIS_URL=redis_server.url),
@@ -58,7 +60,9 @@ def test_embedded_start_warns_and_prints_a_generated_secret_once() -> None:
     assert process.returncode == 0
     assert "EMBEDDED IN-MEMORY REDIS" in stderr
     assert "catalog loaded store=store-1 products=6" in stderr
-    secret_lines = [line for line in stderr.splitlines() if "CARTSVC_WEBHOOK_SECRET=" in line]
+    secret_lines = [
+        line for line in stderr.splitlines() if "CARTSVC_WEBHOOK_SECRET=" in line
+    ]
     assert len(secret_lines) == 1
     secret = secret_lines[0].split("=", 1)[1]
     assert len(secret) >= 32

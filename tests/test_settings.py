@@ -24,7 +24,9 @@ def test_example_file_loads_with_documented_defaults() -> None:
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
-    config.write_text('[redis]\nurl = "redis://file:1/0"\n[limits]\ndedup_ttl_s = 900\n')
+    config.write_text(
+        '[redis]\nurl = "redis://file:1/0"\n[limits]\ndedup_ttl_s = 900\n'
+    )
     env = {
         "CARTSVC_CONFIG": str(config),
         "CARTSVC_REDIS_URL": "redis://:hunter2@env:6380/1",
@@ -41,7 +43,10 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
 
 
 def test_repr_never_shows_a_secret_or_password() -> None:
-    env = {"CARTSVC_REDIS_URL": "redis://user:hunter2@h:1/0", "CARTSVC_WEBHOOK_SECRET": "s3cr3t"}
+    env = {
+        "CARTSVC_REDIS_URL": "redis://user:hunter2@h:1/0",
+        "CARTSVC_WEBHOOK_SECRET": "s3cr3t",
+    }
     text = repr(load(env=env))
 
     assert "hunter2" not in text and "s3cr3t" not in text
@@ -78,7 +83,9 @@ def test_store_sections_choose_secrets_and_mode(tmp_path: Path) -> None:
         pytest.param("not toml [", "not valid TOML", id="syntax"),
     ],
 )
-def test_bad_values_are_refused_clearly(tmp_path: Path, text: str, message: str) -> None:
+def test_bad_values_are_refused_clearly(
+    tmp_path: Path, text: str, message: str
+) -> None:
     config = tmp_path / "c.toml"
     config.write_text(text)
 

@@ -220,7 +220,9 @@ class Storage:
             async with asyncio.timeout(self.timeout_s):
                 await self.client.ping()
         except (TimeoutError, *REDIS_ERRORS) as error:
-            raise StorageUnavailable(f"redis ping failed: {type(error).__name__}") from error
+            raise StorageUnavailable(
+                f"redis ping failed: {type(error).__name__}"
+            ) from error
 
     async def load_scripts(self) -> None:
         """Load every script now, so the first requests need no NOSCRIPT detour."""

@@ -9,12 +9,16 @@ import pytest
 from tests.conftest import Webhooks
 
 
-def add(session_id: str, sku: str, quantity: Any = 1, store_id: str = "store-1") -> dict[str, Any]:
+def add(
+    session_id: str, sku: str, quantity: Any = 1, store_id: str = "store-1"
+) -> dict[str, Any]:
     return {"action": "add", "store_id": store_id, "session_id": session_id, "sku": sku,
             "quantity": quantity}  # fmt: skip
 
 
-async def test_lines_come_in_first_added_order_with_exact_total(hooks: Webhooks) -> None:
+async def test_lines_come_in_first_added_order_with_exact_total(
+    hooks: Webhooks,
+) -> None:
     await hooks.ok(**add("u", "salt-01", 3))
     await hooks.ok(**add("u", "eggs-10", 2))
     await hooks.ok(**add("u", "apples-kg", 0.7))
@@ -23,7 +27,9 @@ async def test_lines_come_in_first_added_order_with_exact_total(hooks: Webhooks)
     status, cart = await hooks.items("store-1", "u")
 
     assert status == 200
-    assert [(i["sku"], i["quantity"], i["price"], i["unit"]) for i in cart["items"]] == [
+    assert [
+        (i["sku"], i["quantity"], i["price"], i["unit"]) for i in cart["items"]
+    ] == [
         ("salt-01", 4, 12.3, "pcs"),
         ("eggs-10", 2, 59.9, "pcs"),
         ("apples-kg", 0.7, 38.0, "kg"),
@@ -66,7 +72,9 @@ async def test_unknown_cart_is_empty(hooks: Webhooks) -> None:
         pytest.param({"store_id": "", "session_id": "u"}, id="empty-store"),
     ],
 )
-async def test_missing_parameters_are_400(hooks: Webhooks, params: dict[str, str]) -> None:
+async def test_missing_parameters_are_400(
+    hooks: Webhooks, params: dict[str, str]
+) -> None:
     from cartsvc.http.signing import signed_headers
     from tests.conftest import SECRET
 
@@ -79,8 +87,19 @@ async def test_missing_parameters_are_400(hooks: Webhooks, params: dict[str, str
         )
 
 
-HOSTILE_IDS = ["a:b", "a}b{c", "x%3Ay", "x:y", "Покупець", "s" * 128, "tab\there", "a b",
-               "line\nbreak", "{store-1}", "cart:user-123"]  # fmt: skip
+HOSTILE_IDS = [
+    "a:b",
+    "a}b{c",
+    "x%3Ay",
+    "x:y",
+    "Покупець",
+    "s" * 128,
+    "tab\there",
+    "a b",
+    "line\nbreak",
+    "{store-1}",
+    "cart:user-123",
+]
 
 
 async def test_hostile_session_ids_each_keep_their_own_cart(
@@ -91,7 +110,9 @@ async def test_hostile_session_ids_each_keep_their_own_cart(
 
     for number, session_id in enumerate(HOSTILE_IDS, start=1):
         _, cart = await real_hooks.items("store-1", session_id)
-        assert [(i["sku"], i["quantity"]) for i in cart["items"]] == [("salt-01", number)]
+        assert [(i["sku"], i["quantity"]) for i in cart["items"]] == [
+            ("salt-01", number)
+        ]
 
     carts = [key async for key in real_redis.scan_iter("cartsvc:{store-1}:cart:*")]
     assert len(carts) == len(HOSTILE_IDS)

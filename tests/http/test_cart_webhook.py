@@ -1,4 +1,4 @@
-"""POST /api/vizochok/cart: every action and every reason, on real and embedded Redis."""
+"""POST /api/vizochok/cart: every action and reason, on real and embedded Redis."""
 
 from __future__ import annotations
 
@@ -48,46 +48,90 @@ async def test_example_add_then_get_lists_the_line(hooks: Webhooks) -> None:
 
 
 REJECTIONS = [
-    pytest.param({"store_id": "store-1", "session_id": "u"}, "missing_params", id="no-action"),
-    pytest.param({"action": "add", "session_id": "u", "sku": "milk-001"}, "missing_params",
-                 id="no-store"),
-    pytest.param({"action": "add", "store_id": "store-1", "sku": "milk-001"}, "missing_params",
-                 id="no-session"),
-    pytest.param({"action": "add", "store_id": "store-1", "session_id": "", "sku": "x"},
-                 "missing_params", id="empty-session"),
-    pytest.param({"action": "update_quantity", **S, "sku": "milk-001"}, "missing_params",
-                 id="update-without-quantity"),
-    pytest.param({"action": "update_quantity", **S}, "missing_params",
-                 id="update-without-anything"),
+    pytest.param(
+        {"store_id": "store-1", "session_id": "u"}, "missing_params", id="no-action"
+    ),
+    pytest.param(
+        {"action": "add", "session_id": "u", "sku": "milk-001"},
+        "missing_params",
+        id="no-store",
+    ),
+    pytest.param(
+        {"action": "add", "store_id": "store-1", "sku": "milk-001"},
+        "missing_params",
+        id="no-session",
+    ),
+    pytest.param(
+        {"action": "add", "store_id": "store-1", "session_id": "", "sku": "x"},
+        "missing_params",
+        id="empty-session",
+    ),
+    pytest.param(
+        {"action": "update_quantity", **S, "sku": "milk-001"},
+        "missing_params",
+        id="update-without-quantity",
+    ),
+    pytest.param(
+        {"action": "update_quantity", **S},
+        "missing_params",
+        id="update-without-anything",
+    ),
     pytest.param({"action": "add", **S}, "missing_sku", id="add-no-sku"),
-    pytest.param({"action": "remove", **S, "sku": ""}, "missing_sku", id="remove-empty-sku"),
-    pytest.param({"action": "update_quantity", **S, "quantity": 1}, "missing_sku",
-                 id="update-no-sku"),
-    pytest.param({"action": "buy", **S, "sku": "milk-001"}, "unknown_action", id="unknown"),
-    pytest.param({"action": "ADD", **S, "sku": "milk-001"}, "unknown_action", id="uppercase"),
+    pytest.param(
+        {"action": "remove", **S, "sku": ""}, "missing_sku", id="remove-empty-sku"
+    ),
+    pytest.param(
+        {"action": "update_quantity", **S, "quantity": 1},
+        "missing_sku",
+        id="update-no-sku",
+    ),
+    pytest.param(
+        {"action": "buy", **S, "sku": "milk-001"}, "unknown_action", id="unknown"
+    ),
+    pytest.param(
+        {"action": "ADD", **S, "sku": "milk-001"}, "unknown_action", id="uppercase"
+    ),
     pytest.param(add("milk-001", "1"), "invalid_quantity", id="string-quantity"),
     pytest.param(add("milk-001", True), "invalid_quantity", id="boolean-quantity"),
     pytest.param(add("milk-001", [1]), "invalid_quantity", id="list-quantity"),
     pytest.param(add("milk-001", 0), "invalid_quantity", id="add-zero"),
     pytest.param(add("milk-001", -1), "invalid_quantity", id="add-negative"),
-    pytest.param({"action": "update_quantity", **S, "sku": "milk-001", "quantity": -1},
-                 "invalid_quantity", id="update-negative"),
+    pytest.param(
+        {"action": "update_quantity", **S, "sku": "milk-001", "quantity": -1},
+        "invalid_quantity",
+        id="update-negative",
+    ),
     pytest.param(add("milk-001", 0.5), "invalid_quantity", id="not-a-multiple-of-step"),
-    pytest.param(add("apples-kg", 0.15), "invalid_quantity", id="not-a-multiple-of-0.1"),
+    pytest.param(
+        add("apples-kg", 0.15), "invalid_quantity", id="not-a-multiple-of-0.1"
+    ),
     pytest.param(add("milk-001", 1000), "invalid_quantity", id="above-line-maximum"),
-    pytest.param(add("milk-001", 0.0001), "invalid_quantity", id="finer-than-thousandths"),
+    pytest.param(
+        add("milk-001", 0.0001), "invalid_quantity", id="finer-than-thousandths"
+    ),
     pytest.param(add("nope-404"), "product_not_found", id="unknown-sku-strict"),
     pytest.param(add("caviar-01"), "out_of_stock", id="stock-zero"),
     pytest.param(add("coffee-01"), "out_of_stock", id="inactive"),
-    pytest.param({"action": "remove", **S, "sku": "milk-001"}, "not_in_cart",
-                 id="remove-absent"),
-    pytest.param({"action": "update_quantity", **S, "sku": "milk-001", "quantity": 2},
-                 "not_in_cart", id="update-absent"),
-    pytest.param({"action": "update_quantity", **S, "sku": "milk-001", "quantity": 0},
-                 "not_in_cart", id="update-absent-to-zero"),
-    pytest.param({**add("milk-001"), "store_id": "s" * 129}, "invalid_id", id="store-too-long"),
-    pytest.param({**add("milk-001"), "session_id": ["u"]}, "invalid_id", id="session-not-text"),
-]  # fmt: skip
+    pytest.param(
+        {"action": "remove", **S, "sku": "milk-001"}, "not_in_cart", id="remove-absent"
+    ),
+    pytest.param(
+        {"action": "update_quantity", **S, "sku": "milk-001", "quantity": 2},
+        "not_in_cart",
+        id="update-absent",
+    ),
+    pytest.param(
+        {"action": "update_quantity", **S, "sku": "milk-001", "quantity": 0},
+        "not_in_cart",
+        id="update-absent-to-zero",
+    ),
+    pytest.param(
+        {**add("milk-001"), "store_id": "s" * 129}, "invalid_id", id="store-too-long"
+    ),
+    pytest.param(
+        {**add("milk-001"), "session_id": ["u"]}, "invalid_id", id="session-not-text"
+    ),
+]
 
 
 @pytest.mark.parametrize(("body", "reason"), REJECTIONS)
@@ -128,7 +172,9 @@ async def test_per_customer_limit_is_named_with_its_number(hooks: Webhooks) -> N
     await hooks.ok(**add("eggs-10", 1))
 
 
-async def test_resulting_quantity_above_line_maximum_is_exceeded(hooks: Webhooks) -> None:
+async def test_resulting_quantity_above_line_maximum_is_exceeded(
+    hooks: Webhooks,
+) -> None:
     await hooks.ok(**add("salt-01", 999))
 
     assert await hooks.cart(add("salt-01", 1)) == (
@@ -217,7 +263,10 @@ async def test_cart_full_refuses_a_new_line_but_not_more_of_one(
     await hooks.ok(**add("milk-001"))
     await hooks.ok(**add("bread-01"))
 
-    assert await hooks.cart(add("salt-01")) == (200, {"ok": False, "reason": "cart_full"})
+    assert await hooks.cart(add("salt-01")) == (
+        200,
+        {"ok": False, "reason": "cart_full"},
+    )
     await hooks.ok(**add("milk-001"))
 
 
@@ -226,14 +275,18 @@ async def test_stock_is_checked_not_reserved(hooks: Webhooks) -> None:
     await hooks.ok(**{**add("few-01", 5), "session_id": "another-shopper"})
 
 
-async def test_decimal_quantities_add_up_exactly(hooks: Webhooks, redis_client: Any) -> None:
+async def test_decimal_quantities_add_up_exactly(
+    hooks: Webhooks, redis_client: Any
+) -> None:
     await hooks.ok(**add("apples-kg", 0.1))
     await hooks.ok(**add("apples-kg", 0.2))
 
     _, cart = await hooks.items("store-1", "user-123")
     assert cart["items"][0]["quantity"] == 0.3
     assert cart["total"] == 11.4
-    assert await redis_client.hget("cartsvc:{store-1}:cart:user-123", "apples-kg") == "0.3"
+    assert (
+        await redis_client.hget("cartsvc:{store-1}:cart:user-123", "apples-kg") == "0.3"
+    )
 
 
 @pytest.mark.parametrize("quantity", [1, 1.0, 1.000])
@@ -252,7 +305,13 @@ async def test_open_mode_keeps_the_requests_name_and_price(hooks: Webhooks) -> N
     _, cart = await hooks.items("open-store", "user-123")
     assert cart == {
         "items": [
-            {"sku": "local-pie", "name": "Пиріг", "price": 55.5, "quantity": 2, "unit": "pcs"}
+            {
+                "sku": "local-pie",
+                "name": "Пиріг",
+                "price": 55.5,
+                "quantity": 2,
+                "unit": "pcs",
+            }
         ],
         "total": 111.0,
     }
@@ -262,7 +321,10 @@ async def test_catalog_name_and_price_win_over_the_request(hooks: Webhooks) -> N
     await hooks.ok(**add("milk-001", 1, name="Cheap milk", price=0.01))
 
     _, cart = await hooks.items("store-1", "user-123")
-    assert (cart["items"][0]["name"], cart["items"][0]["price"]) == ("Молоко Lactel 2.5%", 45.9)
+    assert (cart["items"][0]["name"], cart["items"][0]["price"]) == (
+        "Молоко Lactel 2.5%",
+        45.9,
+    )
 
 
 async def test_numeric_sku_is_taken_as_text(hooks: Webhooks) -> None:
@@ -291,15 +353,15 @@ async def test_two_hundred_concurrent_adds_give_exactly_two_hundred(
     real_hooks: Webhooks, real_redis: Any
 ) -> None:
     body = add("salt-01")
-    answers = await asyncio.gather(
-        *(real_hooks.cart(body) for _ in range(200))
-    )
+    answers = await asyncio.gather(*(real_hooks.cart(body) for _ in range(200)))
 
     assert answers == [(200, {"ok": True})] * 200
     assert await real_redis.hget("cartsvc:{store-1}:cart:user-123", "salt-01") == "200"
 
 
-async def test_cart_events_record_each_change(real_hooks: Webhooks, real_redis: Any) -> None:
+async def test_cart_events_record_each_change(
+    real_hooks: Webhooks, real_redis: Any
+) -> None:
     await real_hooks.ok(**add("milk-001", 2))
     await real_hooks.ok(action="clear", **S)
 

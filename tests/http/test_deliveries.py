@@ -15,12 +15,18 @@ S = {"store_id": "store-1", "session_id": "user-123"}
 CART_KEY = "cartsvc:{store-1}:cart:user-123"
 
 
-async def send_exact(hooks: Webhooks, raw: bytes, headers: dict[str, str]) -> tuple[int, Any]:
-    async with hooks.client.post("/api/vizochok/cart", data=raw, headers=headers) as reply:
+async def send_exact(
+    hooks: Webhooks, raw: bytes, headers: dict[str, str]
+) -> tuple[int, Any]:
+    async with hooks.client.post(
+        "/api/vizochok/cart", data=raw, headers=headers
+    ) as reply:
         return reply.status, await reply.json()
 
 
-async def test_same_signed_bytes_twice_apply_once(real_hooks: Webhooks, real_redis: Any) -> None:
+async def test_same_signed_bytes_twice_apply_once(
+    real_hooks: Webhooks, real_redis: Any
+) -> None:
     raw = orjson.dumps({"action": "add", **S, "sku": "salt-01", "quantity": 2})
     headers = signed_headers(SECRET, raw)
 
@@ -40,9 +46,13 @@ async def test_a_repeated_rejection_repeats_the_first_answer(
 
     second = await real_hooks.cart(body, delivery="key-1")
 
-    assert first == second == (
-        200,
-        {"ok": False, "reason": "quantity_exceeded", "available": 5},
+    assert (
+        first
+        == second
+        == (
+            200,
+            {"ok": False, "reason": "quantity_exceeded", "available": 5},
+        )
     )
     assert await real_redis.hlen(CART_KEY) == 0
 
@@ -64,7 +74,9 @@ async def test_twenty_copies_at_once_apply_once_with_one_answer(
     raw = orjson.dumps({"action": "add", **S, "sku": "few-01", "quantity": 4})
     headers = signed_headers(SECRET, raw)
 
-    answers = await asyncio.gather(*(send_exact(real_hooks, raw, headers) for _ in range(20)))
+    answers = await asyncio.gather(
+        *(send_exact(real_hooks, raw, headers) for _ in range(20))
+    )
 
     assert answers == [(200, {"ok": True})] * 20
     assert await real_redis.hget(CART_KEY, "few-01") == "4"
@@ -75,7 +87,9 @@ async def test_idempotency_key_with_another_body_is_a_conflict(
 ) -> None:
     await real_hooks.cart({"action": "add", **S, "sku": "salt-01"}, delivery="k-9")
 
-    answer = await real_hooks.cart({"action": "add", **S, "sku": "milk-001"}, delivery="k-9")
+    answer = await real_hooks.cart(
+        {"action": "add", **S, "sku": "milk-001"}, delivery="k-9"
+    )
 
     assert answer == (409, {"ok": False, "reason": "idempotency_conflict"})
     assert await real_redis.hgetall(CART_KEY) == {"salt-01": "1"}
@@ -102,7 +116,8 @@ async def test_a_failed_attempt_leaves_no_record_so_the_retry_applies(
 
     settings = make_settings()
     dead = replace(
-        settings, redis=replace(settings.redis, url=f"redis://127.0.0.1:{free_port()}/0")
+        settings,
+        redis=replace(settings.redis, url=f"redis://127.0.0.1:{free_port()}/0"),
     )
     down = Webhooks(await aiohttp_client(create_app(dead)))
     up = Webhooks(await aiohttp_client(create_app(settings, client=real_redis)))

@@ -196,7 +196,9 @@ async def test_an_old_timestamp_is_refused(real_hooks: Webhooks) -> None:
     )
 
 
-async def test_a_sku_longer_than_any_catalog_sku_is_left_out(real_hooks: Webhooks) -> None:
+async def test_a_sku_longer_than_any_catalog_sku_is_left_out(
+    real_hooks: Webhooks,
+) -> None:
     body = {"skus": ["s" * 129, "milk-001"], "store_id": "store-1"}
 
     status, answer = await real_hooks.products(body)

@@ -16,13 +16,17 @@ ADD = {"action": "add", "store_id": "store-1", "session_id": "u-1", "sku": "milk
 CART = "/api/vizochok/cart"
 
 
-async def raw_post(hooks: Webhooks, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+async def raw_post(
+    hooks: Webhooks, body: bytes, headers: dict[str, str]
+) -> tuple[int, Any]:
     async with hooks.client.post(CART, data=body, headers=headers) as response:
         return response.status, await response.json()
 
 
 async def cart_is_empty(hooks: Webhooks, store_id: str = "store-1") -> bool:
-    _, cart = await hooks.items(store_id, "u-1", secret=SECRET if store_id != "store-2" else STORE_SECRET)
+    _, cart = await hooks.items(
+        store_id, "u-1", secret=SECRET if store_id != "store-2" else STORE_SECRET
+    )
     return bool(cart == {"items": [], "total": 0})
 
 
@@ -80,8 +84,13 @@ async def test_body_altered_after_signing_is_invalid(real_hooks: Webhooks) -> No
     assert await cart_is_empty(real_hooks)
 
 
-async def test_signature_over_reserialized_json_is_invalid(real_hooks: Webhooks) -> None:
-    sent = b'{"action": "add",  "store_id": "store-1", "session_id": "u-1", "sku": "milk-001"}'
+async def test_signature_over_reserialized_json_is_invalid(
+    real_hooks: Webhooks,
+) -> None:
+    sent = (
+        b'{"action": "add",  "store_id": "store-1", '
+        b'"session_id": "u-1", "sku": "milk-001"}'
+    )
     reserialized = json.dumps(json.loads(sent), separators=(",", ":")).encode()
     timestamp = str(int(time.time()))
     headers = {
@@ -94,8 +103,13 @@ async def test_signature_over_reserialized_json_is_invalid(real_hooks: Webhooks)
     assert (status, answer) == (401, {"ok": False, "reason": "invalid_signature"})
 
 
-async def test_signature_over_the_raw_bytes_as_sent_is_valid(real_hooks: Webhooks) -> None:
-    sent = b'{ "action" : "add", "store_id":"store-1","session_id":"u-1","sku":"milk-001" }'
+async def test_signature_over_the_raw_bytes_as_sent_is_valid(
+    real_hooks: Webhooks,
+) -> None:
+    sent = (
+        b'{ "action" : "add", "store_id":"store-1",'
+        b'"session_id":"u-1","sku":"milk-001" }'
+    )
     timestamp = str(int(time.time()))
     headers = {
         "X-VIZOCHOK-Timestamp": timestamp,
@@ -151,8 +165,14 @@ async def test_unsigned_garbage_is_refused_before_its_json_is_judged(
         401,
         {"ok": False, "reason": "missing_signature"},
     )
-    assert await real_hooks.cart(b"not json") == (400, {"ok": False, "reason": "invalid_json"})
-    assert await real_hooks.cart(b"[1, 2]") == (400, {"ok": False, "reason": "invalid_json"})
+    assert await real_hooks.cart(b"not json") == (
+        400,
+        {"ok": False, "reason": "invalid_json"},
+    )
+    assert await real_hooks.cart(b"[1, 2]") == (
+        400,
+        {"ok": False, "reason": "invalid_json"},
+    )
     assert await real_hooks.cart(b'{"quantity": NaN}') == (
         400,
         {"ok": False, "reason": "invalid_json"},
@@ -162,7 +182,10 @@ async def test_unsigned_garbage_is_refused_before_its_json_is_judged(
 async def test_body_above_the_limit_is_payload_too_large(real_hooks: Webhooks) -> None:
     body = orjson.dumps({**ADD, "name": "x" * 70_000})
 
-    assert await real_hooks.cart(body) == (413, {"ok": False, "reason": "payload_too_large"})
+    assert await real_hooks.cart(body) == (
+        413,
+        {"ok": False, "reason": "payload_too_large"},
+    )
     assert await cart_is_empty(real_hooks)
 
 
