@@ -2,7 +2,7 @@
 
 Starts a redis-server, `cartsvc serve` and the floor handler (bench/floor.py),
 fills Redis with a catalog and carts, then drives each mix with wrk: cartsvc,
-floor, cartsvc, floor, on the same cores. The whole run stays under 4 minutes.
+floor, cartsvc, floor, on the same cores. A run takes about 2 minutes.
 """
 
 from __future__ import annotations

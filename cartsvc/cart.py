@@ -51,21 +51,31 @@ def _present(body: dict[str, Any], name: str) -> bool:
     return value is not None and value != ""
 
 
-def identifier(value: Any, limit: int, status: int = 200) -> str:
-    """An id as text; ids arrive as strings, but a numeric sku is taken as one."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
+def id_text(value: Any) -> str | None:
+    """An id as text, or None: ids arrive as strings, a whole number is taken as one.
 
-    if not isinstance(value, str) or len(value) > limit:
+    The signature check picks the store's secret by this same text, so that the
+    store a request is checked for is the store whose carts it reaches.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+
+    return value if isinstance(value, str) else None
+
+
+def identifier(value: Any, limit: int, status: int = 200) -> str:
+    """An id as text within its length limit, else `invalid_id`."""
+    text = id_text(value)
+    if text is None or len(text) > limit:
         raise Rejection("invalid_id", status=status)
 
     try:
-        value.encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError:
         # A lone surrogate from a `\ud800` escape: no key could ever hold it.
         raise Rejection("invalid_id", status=status) from None
 
-    return value
+    return text
 
 
 def _quantity(body: dict[str, Any], action: str, limits: Limits) -> int | None:

@@ -83,7 +83,14 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
 
-    return str(value).strip()
+    text = str(value).strip()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A JSON `\ud800` escape: Redis could hold it, no answer could send it.
+        raise ValueError(f"{text!r} is not valid Unicode text") from None
+
+    return text
 
 
 def _number(

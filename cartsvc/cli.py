@@ -8,6 +8,7 @@ import logging
 import secrets as secrets_module
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -182,8 +183,10 @@ async def _storage(args: argparse.Namespace) -> Any:
             "`cartsvc serve` only; use `cartsvc serve --catalog STORE=FILE` there"
         )
 
-    redis = settings.redis
-    return Storage(connect(redis), redis.key_prefix, max(redis.timeout_ms, 10_000))
+    # A tool may wait: a large catalog is one script that runs for seconds, and a
+    # socket timeout shorter than that would call a write that succeeded failed.
+    redis = replace(settings.redis, timeout_ms=max(settings.redis.timeout_ms, 60_000))
+    return Storage(connect(redis), redis.key_prefix, redis.timeout_ms)
 
 
 async def catalog_load(args: argparse.Namespace) -> int:

@@ -7,14 +7,50 @@ import sys
 from typing import Any
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(char: str) -> str:
+    if char.isprintable() and char not in _ESCAPES:
+        return char
+
+    return _ESCAPES.get(char) or f"\\u{ord(char):04x}"
 
 
 def _value(value: Any) -> str:
-    text = str(value)
-    if not text or " " in text or "=" in text or '"' in text:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A field's value for a text line, quoted and escaped when it must be.
 
-    return text
+    Values may come from a sender (an action, a store id): a newline or other
+    control character in one must not start a line that looks like another.
+    """
+    text = str(value)
+    if text and text.isprintable() and not any(c in text for c in ' ="\\'):
+        return text
+
+    return '"' + "".join(map(_escaped, text)) + '"'
+
+
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp's report of a request it could not parse, without the request.
+
+    aiohttp logs such a request as an error with a traceback that quotes the
+    raw request line: anyone could write session ids, or forged text, into the
+    log that way. It is the client's mistake, so one warning line says what
+    kind of mistake it was.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg = "malformed HTTP request refused: %s %s"
+            record.args = (type(error).__name__, error.code)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+
+        return True
 
 
 class TextFormatter(logging.Formatter):
@@ -54,3 +90,6 @@ def configure(log_format: str = "text", level: int = logging.INFO) -> None:
     root.setLevel(level)
     # aiohttp's own access log would repeat each request's line without its fields.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in server.filters):
+        server.addFilter(MalformedRequestFilter())

@@ -68,6 +68,10 @@ def from_milli(milli: int) -> Decimal:
 
 def canonical(value: Decimal) -> str:
     """The shortest plain text of a decimal: `1`, `0.3`, `45.9`, never `1E+1`."""
+    if value == 0:
+        # Not "-0": the scripts read a sign as no number at all.
+        return "0"
+
     whole = value.to_integral_value()
     if value == whole:
         # Formatting, not quantize(): quantize raises past 28 digits (1e30).

@@ -7,8 +7,9 @@ import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import cast
@@ -59,8 +60,38 @@ def _has_hiredis() -> bool:
     return bool(HIREDIS_AVAILABLE)
 
 
+# How often a worker checks that its supervisor is still alive.
+PARENT_CHECK_S = 1.0
+
+
+def _stop_when_orphaned(
+    parent_pid: int,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A worker stops itself, as on SIGTERM, once its supervisor is gone.
+
+    A supervisor killed with SIGKILL cannot stop its workers; left alone they
+    would go on serving the port with no one to stop them.
+    """
+
+    async def watch() -> None:
+        while os.getppid() == parent_pid:
+            await asyncio.sleep(PARENT_CHECK_S)
+        log.error("supervisor pid=%d is gone; stopping", parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(watch())
+        yield
+        watcher.cancel()
+
+    return context
+
+
 def _serve_one(
-    settings: Settings, catalogs: Sequence[tuple[str, Path]], reuse_port: bool
+    settings: Settings,
+    catalogs: Sequence[tuple[str, Path]],
+    reuse_port: bool,
+    parent_pid: int | None = None,
 ) -> None:
     logs.configure(settings.log_format)
     fast = _use_uvloop()
@@ -73,6 +104,8 @@ def _serve_one(
     )
     app = create_app(settings, catalogs=catalogs)
     app.on_startup.append(_tune_gc)
+    if parent_pid is not None:
+        app.cleanup_ctx.append(_stop_when_orphaned(parent_pid))
     web.run_app(
         app,
         host=settings.host,
@@ -113,7 +146,9 @@ def _supervise(
     context = multiprocessing.get_context("spawn")
     processes = [
         context.Process(
-            target=_serve_one, args=(settings, catalogs, True), name=f"worker-{n}"
+            target=_serve_one,
+            args=(settings, catalogs, True, os.getpid()),
+            name=f"worker-{n}",
         )
         for n in range(workers)
     ]

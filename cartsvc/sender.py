@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import uuid
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,7 +25,10 @@ PATHS = {
 def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="service URL")
     parser.add_argument("--secret", help="secret to sign with (else from the settings)")
-    parser.add_argument("--idempotency-key", help="send this Idempotency-Key header")
+    parser.add_argument(
+        "--idempotency-key",
+        help="send this Idempotency-Key (a cart send gets a new one each time else)",
+    )
     parser.add_argument(
         "--timeout", type=float, default=5.0, help="seconds (default 5)"
     )
@@ -90,6 +94,10 @@ async def send(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.idempotency_key:
         headers["Idempotency-Key"] = args.idempotency_key
+    elif args.webhook == "cart":
+        # Two sends of one body in the same second are signed alike, and the
+        # service would take the second for a retry of the first.
+        headers["Idempotency-Key"] = uuid.uuid4().hex
 
     timeout = aiohttp.ClientTimeout(total=args.timeout)
     url = args.url.rstrip("/") + path

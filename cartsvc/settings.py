@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from cartsvc.errors import ConfigError
 from cartsvc.quantity import parse_decimal_text, to_milli
@@ -27,16 +27,24 @@ def _masked(secrets: tuple[str, ...]) -> str:
 
 
 def redact_url(url: str) -> str:
-    """A Redis URL fit for a log line: the password replaced by `***`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
+    """A Redis URL fit for a log line: the password replaced by `***`.
 
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    netloc = f"{user}:***@{host}{port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    redis-py takes a password from the user-info part or from a `password`
+    query parameter; both are hidden.
+    """
+    parts = urlsplit(url)
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        parts = parts._replace(netloc=f"{user}:***@{host}{port}")
+
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name.lower() == "password" for name, _ in query):
+        hidden = [(n, "***" if n.lower() == "password" else v) for n, v in query]
+        parts = parts._replace(query=urlencode(hidden, safe="*"))
+
+    return urlunsplit(parts)
 
 
 @dataclass(frozen=True)
@@ -191,7 +199,16 @@ def _limits(table: Mapping[str, Any]) -> Limits:
         else:
             values[name] = _positive(raw, f"limits.{name}")
 
-    return Limits(**values)
+    limits = Limits(**values)
+    if limits.dedup_ttl_s <= limits.replay_window_s:
+        # A signed delivery may be replayed for as long as its timestamp is
+        # fresh; a dedup record that expired sooner would let it apply again.
+        raise ConfigError(
+            f"limits.dedup_ttl_s ({limits.dedup_ttl_s}) must be longer than "
+            f"limits.replay_window_s ({limits.replay_window_s})"
+        )
+
+    return limits
 
 
 def _redis(table: Mapping[str, Any]) -> RedisSettings:

@@ -111,6 +111,13 @@ def test_json_catalog_with_numbers_and_bad_item() -> None:
         parse_json('{"sku": "a"}')
 
 
+def test_a_lone_surrogate_in_a_json_catalog_is_named_by_its_item() -> None:
+    text = '[{"sku": "a", "name": "A", "price": 1}, {"sku": "b", "name": "\\ud800"}]'
+
+    with pytest.raises(CatalogError, match=r"item 2: .* is not valid Unicode text"):
+        parse_json(text)
+
+
 async def test_write_replaces_products_whole(real_redis: Any) -> None:
     storage = Storage(real_redis, "cartsvc", 5000)
     first = parse_csv(HEADER + "eggs,Eggs,64.5,25,,,3,59.9,-7%,\n")

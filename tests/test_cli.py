@@ -149,6 +149,18 @@ def test_send_with_the_same_idempotency_key_repeats_the_first_answer(
         assert direct.hgetall("cartsvc:{store-1}:cart:u-4") == {"bread-01": "1"}
 
 
+def test_each_send_of_the_same_body_is_a_new_delivery(
+    service: ServiceProcess, sender_env: dict[str, str], redis_server: RedisServer
+) -> None:
+    body = '{"action":"add","store_id":"store-1","session_id":"u-9","sku":"bread-01"}'
+
+    answers = [send(service, sender_env, "cart", body) for _ in range(3)]
+
+    assert answers == [(0, 'HTTP 200\n{"ok":true}\n')] * 3
+    with redis_server.client() as direct:
+        assert direct.hgetall("cartsvc:{store-1}:cart:u-9") == {"bread-01": "3"}
+
+
 def test_send_with_a_wrong_secret_prints_the_401_and_fails(
     service: ServiceProcess, sender_env: dict[str, str]
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import time
@@ -156,13 +157,16 @@ async def test_an_unknown_path_is_counted_without_its_path(
     real_hooks: Webhooks,
 ) -> None:
     async with real_hooks.client.get("/no/such/path") as response:
-        assert response.status == 404
+        missing = (response.status, await response.json())
     async with real_hooks.client.put(CART) as response:
-        assert response.status == 405
+        refused = (response.status, await response.json(), response.headers["Allow"])
 
     text = await scrape(real_hooks)
 
-    assert requests_total(text, "unmatched", outcome="rejected") == 2
+    assert missing == (404, {"ok": False, "reason": "not_found"})
+    assert refused == (405, {"ok": False, "reason": "method_not_allowed"}, "POST")
+    assert requests_total(text, "unmatched", "", "rejected", "not_found") == 1
+    assert requests_total(text, "unmatched", "", "rejected", "method_not_allowed") == 1
 
 
 @pytest.fixture(params=["text", "json"])
@@ -273,3 +277,31 @@ async def test_no_log_line_holds_a_secret_a_signature_or_a_raw_session_id(
     for record in caplog.records:
         text = f"{record.getMessage()} {getattr(record, 'fields', '')}"
         assert not [word for word in forbidden if word in text], text
+
+
+async def test_a_sender_cannot_start_a_log_line_of_its_own(
+    real_hooks: Webhooks, service_log: Callable[[], list[str]]
+) -> None:
+    forged = "add\n06:00:00,000 INFO forged"
+    status, answer = await real_hooks.cart({**ADD_MILK, "action": forged})
+
+    lines = service_log()
+    assert (status, answer) == (200, {"ok": False, "reason": "unknown_action"})
+    assert len(lines) == 1
+    assert "forged" in lines[0] and "add\\n06:00" in lines[0]
+
+
+async def test_a_malformed_request_line_is_logged_without_its_text(
+    real_hooks: Webhooks, service_log: Callable[[], list[str]]
+) -> None:
+    server = real_hooks.client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    path = f"{ITEMS}?store_id=store-1&session_id={RAW_SESSION}\x01"
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    answer = await reader.read(100)
+    writer.close()
+
+    lines = service_log()
+    assert answer.startswith(b"HTTP/1.0 400 Bad Request")
+    assert [line for line in lines if "malformed HTTP request refused" in line]
+    assert not [line for line in lines if RAW_SESSION in line or "Traceback" in line]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cartsvc.errors import ConfigError
-from cartsvc.settings import load
+from cartsvc.settings import load, redact_url
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "cartsvc.example.toml"
 
@@ -53,6 +53,19 @@ def test_repr_never_shows_a_secret_or_password() -> None:
     assert "***" in text and "<1 secret(s)>" in text
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://user:hunter2@h:1/0", "redis://user:***@h:1/0"),
+        ("redis://h:1/0?password=hunter2", "redis://h:1/0?password=***"),
+        ("rediss://h:1/0?db=2&Password=hunter2", "rediss://h:1/0?db=2&Password=***"),
+        ("redis://h:1/0", "redis://h:1/0"),
+    ],
+)
+def test_a_redis_url_in_a_log_shows_no_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
 def test_store_sections_choose_secrets_and_mode(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(
@@ -81,6 +94,11 @@ def test_store_sections_choose_secrets_and_mode(tmp_path: Path) -> None:
         pytest.param("[limits]\nline_max_quantity = -1\n", "positive", id="line-max"),
         pytest.param("[nope]\n", "unknown sections", id="section"),
         pytest.param("not toml [", "not valid TOML", id="syntax"),
+        pytest.param(
+            "[limits]\ndedup_ttl_s = 10\n",
+            r"dedup_ttl_s \(10\) must be longer than limits.replay_window_s \(300\)",
+            id="dedup-shorter-than-replay",
+        ),
     ],
 )
 def test_bad_values_are_refused_clearly(

@@ -88,8 +88,8 @@ def workers(redis_server: RedisServer) -> Iterator[Workers]:
         yield Workers(process, port)
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+            process.terminate()
+            process.wait(timeout=20)
 
 
 def _listening_inodes(port: int) -> set[str]:
@@ -167,6 +167,27 @@ def test_a_worker_that_dies_stops_the_others_and_fails_the_command(
 
     assert workers.process.wait(timeout=20) != 0
     assert not Path(f"/proc/{second}").exists()
+
+
+def test_workers_stop_when_their_supervisor_is_killed(workers: Workers) -> None:
+    children = workers.children()
+
+    workers.process.kill()
+    workers.process.wait(timeout=10)
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(c) for c in children):
+        time.sleep(0.1)
+    assert not any(_alive(child) for child in children)
+
+
+def _alive(pid: int) -> bool:
+    # An exited worker is reaped by init; until then it shows as a zombie.
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return status.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_workers_need_a_real_redis() -> None:

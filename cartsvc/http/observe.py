@@ -53,6 +53,10 @@ class Metrics:
         )
 
 
+# Reasons for the refusals aiohttp makes itself, before any handler runs.
+HTTP_REASONS = {404: "not_found", 405: "method_not_allowed"}
+
+
 def hashed(session_id: str) -> str:
     """A session id as logs show it: a short digest, never the id itself."""
     return hashlib.sha256(session_id.encode("utf-8", "replace")).hexdigest()[:12]
@@ -93,9 +97,17 @@ def build_middleware(metrics: Metrics) -> Any:
                 503, {"ok": False, "reason": "temporarily_unavailable"}
             )
         except web.HTTPException as error:
-            # aiohttp's own answers (404, 405) still get their log line and count.
-            _record(request, error, time.perf_counter() - started, metrics)
-            raise
+            if error.status < 400:
+                _record(request, error, time.perf_counter() - started, metrics)
+                raise
+
+            # aiohttp's own refusals (404, 405) answer in the webhooks' JSON too,
+            # so a sender pointed at a wrong path reads why.
+            reason = HTTP_REASONS.get(error.status, "bad_request")
+            note(request, outcome="rejected", reason=reason)
+            response = json_answer(error.status, {"ok": False, "reason": reason})
+            if "Allow" in error.headers:
+                response.headers["Allow"] = error.headers["Allow"]
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             note(request, outcome="error", reason="internal_error")

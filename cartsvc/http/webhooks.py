@@ -21,12 +21,11 @@ from cartsvc.storage.carts import CartChange
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 # One decoder for every request: json.loads with options builds a new one a call.
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+# NaN and Infinity are not JSON, but some senders write them (Python's json does):
+# read as Decimals, they fail every number check, so a NaN quantity is answered
+# `invalid_quantity`, as the contract lists it, rather than `invalid_json`.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=Decimal)
 
 
 def parse_json(body: bytes) -> Any:
@@ -42,6 +41,12 @@ def parse_json(body: bytes) -> Any:
 
 async def read_body(request: web.Request) -> bytes:
     """The raw body, within the size limit and the body timeout."""
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        # aiohttp would inflate the body before anyone saw it, and the signature
+        # is over the bytes as they were sent.
+        raise Rejection("unsupported_content_encoding", status=415)
+
     timeout_s = request.app[SETTINGS].limits.body_timeout_ms / 1000
     try:
         async with asyncio.timeout(timeout_s):
@@ -57,8 +62,10 @@ async def read_body(request: web.Request) -> bytes:
 
 
 def _store_hint(document: Any) -> str | None:
-    store_id = document.get("store_id") if isinstance(document, dict) else None
-    return store_id if isinstance(store_id, str) else None
+    if not isinstance(document, dict):
+        return None
+
+    return cart.id_text(document.get("store_id"))
 
 
 def authenticate(

@@ -79,7 +79,7 @@ class ScriptBatcher:
         if missing:
             # A restarted or flushed Redis lost its script cache: load the
             # scripts again, once each, and run just those calls again.
-            log.warning("redis lost its scripts; loading them again")
+            log.info("redis lacks the scripts (new, restarted, flushed); loading them")
             for script in {id(call[0]): call[0] for call in missing}.values():
                 await self.client.script_load(script.script)
             for call, reply in zip(missing, await self._pipeline(missing), strict=True):

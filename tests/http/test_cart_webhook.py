@@ -126,6 +126,21 @@ REJECTIONS = [
         id="update-absent-to-zero",
     ),
     pytest.param(
+        {"action": "remove", **S, "sku": "nope-404"},
+        "product_not_found",
+        id="remove-unknown-strict",
+    ),
+    pytest.param(
+        {"action": "update_quantity", **S, "sku": "nope-404", "quantity": 0},
+        "product_not_found",
+        id="update-unknown-to-zero-strict",
+    ),
+    pytest.param(
+        {"action": "remove", "store_id": "open-store", "session_id": "u", "sku": "x"},
+        "not_in_cart",
+        id="remove-unknown-open",
+    ),
+    pytest.param(
         {**add("milk-001"), "store_id": "s" * 129}, "invalid_id", id="store-too-long"
     ),
     pytest.param(

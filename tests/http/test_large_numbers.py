@@ -36,6 +36,25 @@ async def test_a_huge_open_mode_price_is_dropped_and_the_cart_still_reads(
     )  # fmt: skip
 
 
+async def test_a_price_of_nan_or_infinity_is_dropped_like_any_bad_price(
+    real_hooks: Webhooks,
+) -> None:
+    for n, price in enumerate((b"NaN", b"Infinity", b"-Infinity")):
+        body = (
+            b'{"action":"add","store_id":"open-store","session_id":"u","sku":"p%d",'
+            b'"name":"Pie","price":%s}' % (n, price)
+        )
+        assert await real_hooks.cart(body) == (200, {"ok": True})
+
+    status, cart = await real_hooks.items("open-store", "u")
+    assert status == 200
+    assert [(i["sku"], i["price"]) for i in cart["items"]] == [
+        ("p0", 0),
+        ("p1", 0),
+        ("p2", 0),
+    ]
+
+
 async def test_an_open_mode_price_of_a_trillion_is_kept(real_hooks: Webhooks) -> None:
     body = {
         **OPEN,
@@ -65,4 +84,25 @@ async def test_a_catalog_row_with_a_huge_stock_loads_capped_and_in_stock(
     assert await real_hooks.products({"skus": ["sand-01"], "store_id": "store-1"}) == (
         200,
         {"products": [{"sku": "sand-01", "price": 1.0, "in_stock": True}]},
+    )
+
+
+async def test_a_stock_of_minus_zero_is_a_stock_of_zero(
+    real_hooks: Webhooks, real_redis: Any
+) -> None:
+    row = {"sku": "neg-0", "name": "Nothing left", "price": "-0", "stock": "-0.0"}
+    product = product_from_row(row)
+    storage = real_hooks.client.app[STORAGE]
+
+    await storage.write_products("store-1", [(product.sku, product.fields())])
+
+    stored = await real_redis.hmget("cartsvc:{store-1}:product:neg-0", "price", "stock")
+    assert stored == ["0", "0"]
+    assert await real_hooks.cart({"action": "add", **S, "sku": "neg-0"}) == (
+        200,
+        {"ok": False, "reason": "out_of_stock"},
+    )
+    assert await real_hooks.products({"skus": ["neg-0"], "store_id": "store-1"}) == (
+        200,
+        {"products": [{"sku": "neg-0", "price": 0, "in_stock": False}]},
     )

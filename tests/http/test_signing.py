@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from cartsvc.http.signing import signature
+from cartsvc.http.signing import signature, signed_headers
 from tests.conftest import SECRET, STORE_SECRET, Webhooks
 
 ADD = {"action": "add", "store_id": "store-1", "session_id": "u-1", "sku": "milk-001"}
@@ -127,6 +128,32 @@ async def test_a_stores_own_secret_opens_only_that_store(real_hooks: Webhooks) -
     assert (await real_hooks.cart(ADD, secret=STORE_SECRET))[0] == 401
 
 
+async def test_a_store_id_sent_as_a_number_is_checked_with_that_stores_secret(
+    aiohttp_client: Any, real_redis: Any
+) -> None:
+    from dataclasses import replace
+
+    from cartsvc.app import create_app
+    from cartsvc.settings import StoreSettings
+    from tests.conftest import make_settings
+
+    base = make_settings()
+    own = StoreSettings(secrets=("store-5-secret",), catalog_mode="open")
+    settings = replace(base, stores={**base.stores, "5": own})
+    hooks = Webhooks(await aiohttp_client(create_app(settings, client=real_redis)))
+    numeric = {**ADD, "store_id": 5, "session_id": "victim"}
+
+    assert await hooks.cart(numeric, secret=SECRET) == (
+        401,
+        {"ok": False, "reason": "invalid_signature"},
+    )
+    assert await real_redis.exists("cartsvc:{5}:cart:victim") == 0
+    assert await hooks.cart(numeric, secret="store-5-secret") == (200, {"ok": True})
+    assert await real_redis.hget("cartsvc:{5}:cart:victim", "milk-001") == "1"
+    products = {"store_id": 5, "skus": ["milk-001"]}
+    assert (await hooks.products(products, secret=SECRET))[0] == 401
+
+
 async def test_any_of_several_secrets_is_valid_during_rotation(
     aiohttp_client: Any, real_redis: Any
 ) -> None:
@@ -173,7 +200,7 @@ async def test_unsigned_garbage_is_refused_before_its_json_is_judged(
         400,
         {"ok": False, "reason": "invalid_json"},
     )
-    assert await real_hooks.cart(b'{"quantity": NaN}') == (
+    assert await real_hooks.cart(b"NaN") == (
         400,
         {"ok": False, "reason": "invalid_json"},
     )
@@ -203,3 +230,30 @@ async def test_a_malformed_timestamp_is_invalid_signature(
         401,
         {"ok": False, "reason": "invalid_signature"},
     )
+
+
+@pytest.mark.parametrize("path", [CART, "/api/vizochok/check-products"])
+async def test_a_compressed_body_is_refused_unread(
+    real_hooks: Webhooks, real_redis: Any, path: str
+) -> None:
+    sent = gzip.compress(orjson.dumps(ADD))
+    headers = {**signed_headers(SECRET, sent), "Content-Encoding": "gzip"}
+
+    async with real_hooks.client.post(path, data=sent, headers=headers) as response:
+        answer = (response.status, await response.json())
+
+    assert answer == (415, {"ok": False, "reason": "unsupported_content_encoding"})
+    assert await real_redis.dbsize() == await _products_only(real_redis)
+
+
+async def test_an_identity_content_encoding_is_a_plain_body(
+    real_hooks: Webhooks,
+) -> None:
+    sent = orjson.dumps(ADD)
+    headers = {**signed_headers(SECRET, sent), "Content-Encoding": "identity"}
+
+    assert await raw_post(real_hooks, sent, headers) == (200, {"ok": True})
+
+
+async def _products_only(client: Any) -> int:
+    return len([key async for key in client.scan_iter("cartsvc:*:product:*")])

@@ -303,6 +303,10 @@ class CartModel:
             if refused is not None:
                 return refused
 
+        strict = request.store_id not in self.open_stores
+        if line is None and product is None and strict:
+            return _refused("product_not_found")
+
         if line is None and request.action != "add":
             return _refused("not_in_cart")
 

@@ -2,7 +2,7 @@
 --
 -- KEYS[1] cart      hash sku -> quantity (decimal text)
 -- KEYS[2] lines     hash sku -> "seq" or "seq<TAB>price<TAB>name"; field "" is the
---                   next sequence number, so lines list in first-added order
+--                   last sequence number given, so lines list in first-added order
 -- KEYS[3] delivery  string "fingerprint\nreason\navailable", the first answer
 -- KEYS[4] events    stream of applied changes, capped
 -- KEYS[5] product   hash of the line's catalog product (absent for clear)
@@ -155,6 +155,12 @@ if target > current then
     if target > line_max then
         return answer('quantity_exceeded', most_allowed())
     end
+end
+
+-- With no line to lower, a product the strict catalog does not know is named as
+-- such, before not_in_cart, as the contract orders them.
+if current == 0 and not known and catalog_mode ~= 'open' then
+    return answer('product_not_found')
 end
 
 if current == 0 and action ~= 'add' then
