@@ -12,6 +12,13 @@ S = {"store_id": "store-1", "session_id": "user-123"}
 OPEN = {"action": "add", "store_id": "open-store", "session_id": "u"}
 
 
+async def load_row(hooks: Webhooks, row: dict[str, str]) -> None:
+    """One catalog row of store-1, checked and written as `catalog load` does."""
+    product = product_from_row(row)
+    storage = hooks.client.app[STORAGE]
+    await storage.write_products("store-1", [(product.sku, product.fields())])
+
+
 async def test_a_huge_price_in_a_strict_store_is_ignored(real_hooks: Webhooks) -> None:
     body = {"action": "add", **S, "sku": "milk-001", "price": 1e30}
 
@@ -73,11 +80,8 @@ async def test_an_open_mode_price_of_a_trillion_is_kept(real_hooks: Webhooks) ->
 async def test_a_catalog_row_with_a_huge_stock_loads_capped_and_in_stock(
     real_hooks: Webhooks, real_redis: Any
 ) -> None:
-    row = {"sku": "sand-01", "name": "Sand", "price": "1", "stock": "1e30"}
-    product = product_from_row(row)
-    storage = real_hooks.client.app[STORAGE]
-
-    await storage.write_products("store-1", [(product.sku, product.fields())])
+    await load_row(real_hooks, {"sku": "sand-01", "name": "Sand", "price": "1",
+                                "stock": "1e30"})  # fmt: skip
 
     stored = await real_redis.hget("cartsvc:{store-1}:product:sand-01", "stock")
     assert stored == "1000000000"
@@ -90,11 +94,8 @@ async def test_a_catalog_row_with_a_huge_stock_loads_capped_and_in_stock(
 async def test_a_stock_of_minus_zero_is_a_stock_of_zero(
     real_hooks: Webhooks, real_redis: Any
 ) -> None:
-    row = {"sku": "neg-0", "name": "Nothing left", "price": "-0", "stock": "-0.0"}
-    product = product_from_row(row)
-    storage = real_hooks.client.app[STORAGE]
-
-    await storage.write_products("store-1", [(product.sku, product.fields())])
+    await load_row(real_hooks, {"sku": "neg-0", "name": "Nothing left", "price": "-0",
+                                "stock": "-0.0"})  # fmt: skip
 
     stored = await real_redis.hmget("cartsvc:{store-1}:product:neg-0", "price", "stock")
     assert stored == ["0", "0"]
