@@ -8,7 +8,10 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
+import socket
+import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -19,6 +22,7 @@ from aiohttp import web
 from cartsvc import logs
 from cartsvc.app import create_app
 from cartsvc.errors import CartsvcError, ConfigError
+from cartsvc.http.health import MULTIPROCESS_DIR
 from cartsvc.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -139,10 +143,38 @@ def run(
     _supervise(settings, catalogs, workers)
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on.
+
+    The workers share their port with SO_REUSEPORT, which would as gladly share
+    it with a second `serve --workers` started by mistake, with other settings:
+    a plain bind, as a single process makes, fails instead.
+    """
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+
+
 def _supervise(
     settings: Settings, catalogs: Sequence[tuple[str, Path]], workers: int
 ) -> None:
     """Run the workers until a signal, or until one of them exits on its own."""
+    _check_port_free(settings.host, settings.port)
+    # Set before the workers start, so prometheus-client imports in multiprocess
+    # mode there; this process never counts anything itself.
+    metrics_dir = tempfile.mkdtemp(prefix="cartsvc-metrics-")
+    os.environ[MULTIPROCESS_DIR] = metrics_dir
+    try:
+        _run_workers(settings, catalogs, workers)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_workers(
+    settings: Settings, catalogs: Sequence[tuple[str, Path]], workers: int
+) -> None:
     context = multiprocessing.get_context("spawn")
     processes = [
         context.Process(
@@ -169,9 +201,11 @@ def _supervise(
         process.start()
     log.info("workers started count=%d pids=%s", workers, [p.pid for p in processes])
 
-    # A worker that dies alone leaves the port served by fewer processes than
-    # asked for; stop the rest too, so a supervisor sees the exit and restarts.
+    # A worker that exits alone, whatever its exit code, leaves the port served
+    # by fewer processes than asked for: stop the rest too, and fail, so that a
+    # supervisor (systemd's Restart=on-failure, say) starts the service again.
     sentinels = {process.sentinel: process for process in processes}
+    lost: list[int | None] = []
     while sentinels:
         for ready in multiprocessing.connection.wait(list(sentinels)):
             process = sentinels.pop(cast(int, ready))
@@ -182,8 +216,9 @@ def _supervise(
                     process.pid,
                     process.exitcode,
                 )
+                lost.append(process.exitcode)
                 stop_all()
 
     failed = [p.exitcode for p in processes if p.exitcode not in (0, -signal.SIGTERM)]
-    if failed:
-        raise CartsvcError(f"workers exited with {failed}")
+    if lost or failed:
+        raise CartsvcError(f"a worker exited on its own (exit codes {lost or failed})")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -305,3 +306,25 @@ async def test_a_malformed_request_line_is_logged_without_its_text(
     assert answer.startswith(b"HTTP/1.0 400 Bad Request")
     assert [line for line in lines if "malformed HTTP request refused" in line]
     assert not [line for line in lines if RAW_SESSION in line or "Traceback" in line]
+
+
+async def test_a_senders_action_text_neither_adds_series_nor_breaks_metrics(
+    real_hooks: Webhooks, service_log: Callable[[], list[str]]
+) -> None:
+    for action in ("zz1", "zz2", "\ud800x"):
+        # The standard library writes a lone surrogate as its `\ud800` escape.
+        body = json.dumps({**ADD_MILK, "action": action}).encode()
+        assert await real_hooks.cart(body) == (
+            200,
+            {"ok": False, "reason": "unknown_action"},
+        )
+
+    async with real_hooks.client.get("/metrics") as response:
+        status, text = response.status, await response.text()
+
+    assert status == 200
+    assert requests_total(text, CART, "other", "rejected", "unknown_action") == 3
+    assert "zz1" not in text and "zz2" not in text
+    lines = service_log()
+    assert len([line for line in lines if "request" in line]) == 4
+    assert not [line for line in lines if "Logging error" in line]

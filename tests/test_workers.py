@@ -114,9 +114,8 @@ def _socket_inodes(pid: int) -> set[str]:
     return found
 
 
-def test_each_worker_listens_on_the_port_with_a_socket_of_its_own(
-    workers: Workers,
-) -> None:
+def _sockets_held(workers: Workers) -> tuple[list[int], list[set[str]]]:
+    """The workers, and the listening sockets of each, once both listen."""
     # /healthz answered once one worker listened; the other may still start.
     deadline = time.monotonic() + 20
     while True:
@@ -124,8 +123,14 @@ def test_each_worker_listens_on_the_port_with_a_socket_of_its_own(
         listening = _listening_inodes(workers.port)
         held = [_socket_inodes(child) & listening for child in children]
         if all(held) or time.monotonic() > deadline:
-            break
+            return children, held
         time.sleep(0.1)
+
+
+def test_each_worker_listens_on_the_port_with_a_socket_of_its_own(
+    workers: Workers,
+) -> None:
+    children, held = _sockets_held(workers)
 
     assert len(children) == 2
     assert all(len(sockets) == 1 for sockets in held)
@@ -158,15 +163,43 @@ def test_sigterm_stops_every_worker(workers: Workers) -> None:
     assert not any(Path(f"/proc/{child}").exists() for child in children)
 
 
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
 def test_a_worker_that_dies_stops_the_others_and_fails_the_command(
-    workers: Workers,
+    workers: Workers, how: signal.Signals
 ) -> None:
     first, second = workers.children()
 
-    os.kill(first, signal.SIGKILL)
+    # Stopped alone, even cleanly, a worker leaves the service short of one.
+    os.kill(first, how)
 
     assert workers.process.wait(timeout=20) != 0
     assert not Path(f"/proc/{second}").exists()
+
+
+def test_every_scrape_counts_the_requests_of_every_worker(workers: Workers) -> None:
+    _sockets_held(workers)
+    add = {"action": "add", "store_id": "store-1", "session_id": "m", "sku": "milk-001"}
+    for _ in range(12):
+        assert workers.post_cart(add) == {"ok": True}
+
+    # Each request opens a connection, and the kernel spreads connections over
+    # both workers' sockets: a worker's own counts would come out short.
+    counted = [_cart_adds_counted(workers.port) for _ in range(8)]
+
+    assert counted == [12.0] * 8
+
+
+def _cart_adds_counted(port: int) -> float:
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        text = reply.read().decode()
+    wanted = ('route="/api/vizochok/cart"', 'action="add"', 'outcome="ok"')
+    for line in text.splitlines():
+        if line.startswith("cartsvc_requests_total{") and all(
+            label in line for label in wanted
+        ):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def test_workers_stop_when_their_supervisor_is_killed(workers: Workers) -> None:
@@ -188,6 +221,20 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return status.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_second_group_of_workers_cannot_share_the_port(
+    workers: Workers, redis_server: RedisServer
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "cartsvc", "serve", "--port", str(workers.port),
+         "--workers", "2"],
+        env=_environment(redis_server.url), cwd=ROOT, capture_output=True,
+        text=True, timeout=30,
+    )  # fmt: skip
+
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{workers.port}" in done.stderr
 
 
 def test_workers_need_a_real_redis() -> None:

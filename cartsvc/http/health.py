@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from importlib import resources
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
 
 from cartsvc.errors import StorageUnavailable
 from cartsvc.http.context import METRICS, STORAGE
 from cartsvc.http.observe import json_answer
+
+# prometheus-client's setting for multiprocess mode, read when it is imported.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -37,7 +46,17 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text: this process's metrics, or every worker's, summed.
+
+    Under `serve --workers N` a scrape reaches whichever worker the kernel picks;
+    each worker keeps its counts in files of a directory the supervisor shares
+    (prometheus-client's multiprocess mode), and any of them can sum them all.
+    """
     registry = request.app[METRICS].registry
+    if os.environ.get(MULTIPROCESS_DIR):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+
     return web.Response(
         body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
     )

@@ -12,6 +12,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from cartsvc.cart import ACTIONS
 from cartsvc.errors import Rejection, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,11 @@ def _record(
     route = _route_name(request)
     outcome = fields.get("outcome", "ok" if response.status < 400 else "rejected")
     reason = fields.get("reason", "")
-    metrics.requests.labels(route, fields.get("action", ""), outcome, reason).inc()
+    # The action label takes the four actions only: a sender's own text would
+    # make a new series of every value it sent.
+    action = fields.get("action", "")
+    action_label = action if action in ACTIONS or not action else "other"
+    metrics.requests.labels(route, action_label, outcome, reason).inc()
     metrics.latency.labels(route).observe(took_s)
     log.info(
         "request",

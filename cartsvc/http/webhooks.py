@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -15,7 +16,7 @@ from cartsvc.errors import Rejection
 from cartsvc.http import signing
 from cartsvc.http.context import METRICS, SETTINGS, STORAGE
 from cartsvc.http.observe import hashed, json_answer, note
-from cartsvc.settings import Settings
+from cartsvc.settings import Limits, Settings
 from cartsvc.storage.carts import CartChange
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -61,6 +62,12 @@ async def read_body(request: web.Request) -> bytes:
         raise Rejection("request_timeout", status=408) from None
 
 
+def _loggable(value: Any) -> str:
+    """A sender's value as log text: short, and encodable even when it holds a
+    lone surrogate (`\ud800`), which no log line or metric label could write."""
+    return str(value)[:32].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _store_hint(document: Any) -> str | None:
     if not isinstance(document, dict):
         return None
@@ -100,6 +107,17 @@ def delivery_identity(request: web.Request, body: bytes) -> tuple[str, str]:
     return hashlib.sha256(named).hexdigest(), fingerprint
 
 
+def dedup_ttl_s(request: web.Request, limits: Limits) -> int:
+    """How long the delivery's record must live: the dedup window, or longer.
+
+    A timestamp may lie up to the replay window ahead of now, and its signature
+    stays good until the window has passed it: the record must outlive that.
+    """
+    timestamp = int(request.headers[signing.TIMESTAMP_HEADER].strip())
+    valid_for_s = timestamp + limits.replay_window_s - int(time.time()) + 1
+    return max(limits.dedup_ttl_s, valid_for_s)
+
+
 async def cart_operation(request: web.Request) -> web.Response:
     """POST /api/vizochok/cart: add, remove, update_quantity or clear a line."""
     settings = request.app[SETTINGS]
@@ -109,7 +127,7 @@ async def cart_operation(request: web.Request) -> web.Response:
     if not isinstance(document, dict):
         raise Rejection("invalid_json", status=400)
 
-    note(request, action=str(document.get("action", ""))[:32])
+    note(request, action=_loggable(document.get("action", "")))
     wanted = cart.parse_cart_request(document, settings.limits)
     note(request, store=wanted.store_id, session=hashed(wanted.session_id))
     delivery_id, fingerprint = delivery_identity(request, body)
@@ -126,7 +144,7 @@ async def cart_operation(request: web.Request) -> web.Response:
         cart_ttl_s=limits.cart_ttl_s,
         delivery_id=delivery_id,
         fingerprint=fingerprint,
-        dedup_ttl_s=limits.dedup_ttl_s,
+        dedup_ttl_s=dedup_ttl_s(request, limits),
         events_max=limits.events_max,
         open_name=wanted.open_name,
         open_price=wanted.open_price,

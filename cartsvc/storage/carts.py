@@ -72,6 +72,7 @@ class StoredProduct:
     promo_price: str
     promo_label: str
     stock: str
+    step: str
     active: str
 
 
@@ -193,7 +194,7 @@ class Storage:
         )
         products: list[StoredProduct | None] = []
         for index, sku in enumerate(skus):
-            fields = flat[index * 5 : index * 5 + 5]
+            fields = flat[index * 6 : index * 6 + 6]
             products.append(StoredProduct(sku, *fields) if fields[0] else None)
 
         return products

@@ -105,6 +105,29 @@ async def test_delivery_record_expires_after_the_dedup_window(
     assert 595 < await real_redis.ttl(keys[0]) <= 600
 
 
+async def test_a_record_outlives_a_timestamp_from_the_future(
+    aiohttp_client: Any, real_redis: Any
+) -> None:
+    from cartsvc.app import create_app
+    from tests.conftest import load_products, make_settings
+
+    settings = make_settings(dedup_ttl_s=301, replay_window_s=300)
+    client = await aiohttp_client(create_app(settings, client=real_redis))
+    await load_products(client, "store-1")
+    hooks = Webhooks(client)
+    raw = orjson.dumps({"action": "add", **S, "sku": "salt-01"})
+    # Signed 290 s ahead, these bytes stay acceptable for 590 s from now: their
+    # record must last that long, not the 301 s of the dedup window.
+    headers = signed_headers(SECRET, raw, time.time() + 290)
+
+    assert await send_exact(hooks, raw, headers) == (200, {"ok": True})
+
+    keys = [key async for key in real_redis.scan_iter("cartsvc:{store-1}:delivery:*")]
+    assert 585 < await real_redis.ttl(keys[0]) <= 591
+    assert await send_exact(hooks, raw, headers) == (200, {"ok": True})
+    assert await real_redis.hget(CART_KEY, "salt-01") == "1"
+
+
 async def test_a_failed_attempt_leaves_no_record_so_the_retry_applies(
     aiohttp_client: Any, redis_server: Any, real_redis: Any
 ) -> None:

@@ -205,3 +205,32 @@ async def test_a_sku_longer_than_any_catalog_sku_is_left_out(
 
     assert status == 200
     assert [product["sku"] for product in answer["products"]] == ["milk-001"]
+
+
+async def test_less_than_one_step_left_is_out_of_stock_everywhere(
+    real_hooks: Webhooks,
+) -> None:
+    from tests.http.test_large_numbers import load_row
+
+    by_weight = {"unit": "kg", "step": "0.5"}
+    await load_row(real_hooks, {"sku": "cheese-kg", "name": "Cheese", "price": "300",
+                                "stock": "0.3", **by_weight})  # fmt: skip
+    await load_row(real_hooks, {"sku": "ham-kg", "name": "Ham", "price": "200",
+                                "stock": "0.5", **by_weight})  # fmt: skip
+    body = {"skus": ["cheese-kg", "ham-kg"], "store_id": "store-1"}
+    add = {"action": "add", "store_id": "store-1", "session_id": "st", "quantity": 0.5}
+
+    assert await real_hooks.products(body) == (
+        200,
+        {
+            "products": [
+                {"sku": "cheese-kg", "price": 300.0, "in_stock": False},
+                {"sku": "ham-kg", "price": 200.0, "in_stock": True},
+            ]
+        },
+    )
+    assert await real_hooks.cart({**add, "sku": "cheese-kg"}) == (
+        200,
+        {"ok": False, "reason": "out_of_stock"},
+    )
+    assert await real_hooks.cart({**add, "sku": "ham-kg"}) == (200, {"ok": True})

@@ -334,7 +334,11 @@ class CartModel:
         if product is None and store_id not in self.open_stores:
             return _refused("product_not_found")
 
-        if product is not None and (not product.active or product.stock == 0):
+        if product is not None and (
+            not product.active
+            or product.stock == 0
+            or (product.stock is not None and product.stock < step)
+        ):
             return _refused("out_of_stock")
 
         stock = _exact(product.stock) if product else None

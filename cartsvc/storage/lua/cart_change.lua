@@ -142,7 +142,8 @@ if target > current then
     if not known and catalog_mode ~= 'open' then
         return answer('product_not_found')
     end
-    if not active or stock == 0 then
+    -- Less than one step left is none a shopper could buy.
+    if not active or (stock and stock < step) or stock == 0 then
         return answer('out_of_stock')
     end
     if stock and target > stock then
