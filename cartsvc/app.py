@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -54,6 +55,13 @@ def _storage_context(
             log.warning("redis not ready at start: %s", error)
 
         await load_catalogs(storage, catalogs)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # A SIGTERM that came while redis-py was connecting can be swallowed
+            # there; raised again here, it stops the start instead of being lost.
+            await storage.close()
+            raise asyncio.CancelledError
+
         yield
         await storage.close()
         log.info("redis connections closed")

@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -81,6 +82,8 @@ def _stop_when_orphaned(
         while os.getppid() == parent_pid:
             await asyncio.sleep(PARENT_CHECK_S)
         log.error("supervisor pid=%d is gone; stopping", parent_pid)
+        # The supervisor can no longer remove the workers' metrics directory.
+        shutil.rmtree(os.environ.get(MULTIPROCESS_DIR, ""), ignore_errors=True)
         os.kill(os.getpid(), signal.SIGTERM)
 
     async def context(app: web.Application) -> AsyncIterator[None]:
@@ -150,8 +153,9 @@ def _check_port_free(host: str, port: int) -> None:
     it with a second `serve --workers` started by mistake, with other settings:
     a plain bind, as a single process makes, fails instead.
     """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        with socket.create_server((host, port)):
+        with socket.create_server((host, port), family=family):
             pass
     except OSError as error:
         raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
@@ -206,8 +210,18 @@ def _run_workers(
     # supervisor (systemd's Restart=on-failure, say) starts the service again.
     sentinels = {process.sentinel: process for process in processes}
     lost: list[int | None] = []
+    stop_by = float("inf")
     while sentinels:
-        for ready in multiprocessing.connection.wait(list(sentinels)):
+        if stopping and stop_by == float("inf"):
+            stop_by = time.monotonic() + SHUTDOWN_TIMEOUT_S + 5
+        if time.monotonic() > stop_by:
+            # A worker that let a SIGTERM pass (one arriving mid-start can be
+            # lost) would otherwise keep the group, and its port, forever.
+            for process in sentinels.values():
+                log.error("worker pid=%s did not stop; killing it", process.pid)
+                process.kill()
+            stop_by = float("inf")
+        for ready in multiprocessing.connection.wait(list(sentinels), timeout=1.0):
             process = sentinels.pop(cast(int, ready))
             process.join()
             if not stopping:

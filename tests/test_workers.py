@@ -204,6 +204,12 @@ def _cart_adds_counted(port: int) -> float:
 
 def test_workers_stop_when_their_supervisor_is_killed(workers: Workers) -> None:
     children = workers.children()
+    environ = Path(f"/proc/{children[0]}/environ").read_bytes().split(b"\0")
+    (metrics_dir,) = [
+        Path(line.split(b"=", 1)[1].decode())
+        for line in environ
+        if line.startswith(b"PROMETHEUS_MULTIPROC_DIR=")
+    ]
 
     workers.process.kill()
     workers.process.wait(timeout=10)
@@ -212,6 +218,8 @@ def test_workers_stop_when_their_supervisor_is_killed(workers: Workers) -> None:
     while time.monotonic() < deadline and any(_alive(c) for c in children):
         time.sleep(0.1)
     assert not any(_alive(child) for child in children)
+    assert metrics_dir.name.startswith("cartsvc-metrics-")
+    assert not metrics_dir.exists()
 
 
 def _alive(pid: int) -> bool:

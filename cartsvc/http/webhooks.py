@@ -42,8 +42,8 @@ def parse_json(body: bytes) -> Any:
 
 async def read_body(request: web.Request) -> bytes:
     """The raw body, within the size limit and the body timeout."""
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
+    encodings = request.headers.getall("Content-Encoding", [])
+    if any(e.strip().lower() not in ("", "identity") for e in encodings):
         # aiohttp would inflate the body before anyone saw it, and the signature
         # is over the bytes as they were sent.
         raise Rejection("unsupported_content_encoding", status=415)
@@ -101,7 +101,9 @@ def delivery_identity(request: web.Request, body: bytes) -> tuple[str, str]:
     if key:
         named = b"key:" + key.encode("utf-8", "replace")
     else:
-        timestamp = request.headers.get(signing.TIMESTAMP_HEADER, "")
+        # As the signature check reads it: padding around the digits must not
+        # make the same signed bytes another delivery.
+        timestamp = request.headers.get(signing.TIMESTAMP_HEADER, "").strip()
         named = b"signed:" + timestamp.encode("ascii", "replace") + b"." + body
 
     return hashlib.sha256(named).hexdigest(), fingerprint

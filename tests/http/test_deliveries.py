@@ -153,3 +153,26 @@ async def test_a_failed_attempt_leaves_no_record_so_the_retry_applies(
     )
     assert await up.cart(body, delivery="k-503") == (200, {"ok": True})
     assert await real_redis.hget(CART_KEY, "salt-01") == "1"
+
+
+async def test_padding_around_the_timestamp_does_not_make_another_delivery(
+    real_hooks: Webhooks, real_redis: Any
+) -> None:
+    raw = orjson.dumps({"action": "add", **S, "sku": "salt-01"})
+    headers = signed_headers(SECRET, raw)
+    server = real_hooks.client.server
+    answers = []
+    for padding in ("", " ", "\u00a0", "\u00a0\u00a0"):
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        head = (
+            f"POST /api/vizochok/cart HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(raw)}\r\n"
+            f"X-VIZOCHOK-Timestamp: {headers['X-VIZOCHOK-Timestamp']}{padding}\r\n"
+            f"X-VIZOCHOK-Signature: {headers['X-VIZOCHOK-Signature']}\r\n\r\n"
+        )
+        writer.write(head.encode() + raw)
+        answers.append((await reader.read()).split(b"\r\n", 1)[0])
+        writer.close()
+
+    assert answers == [b"HTTP/1.1 200 OK"] * 4
+    assert await real_redis.hget(CART_KEY, "salt-01") == "1"

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+from multidict import CIMultiDict
 
 from cartsvc.http.signing import signature, signed_headers
 from tests.conftest import SECRET, STORE_SECRET, Webhooks
@@ -244,6 +245,20 @@ async def test_a_compressed_body_is_refused_unread(
 
     assert answer == (415, {"ok": False, "reason": "unsupported_content_encoding"})
     assert await real_redis.dbsize() == await _products_only(real_redis)
+
+
+async def test_a_second_content_encoding_header_is_seen_too(
+    real_hooks: Webhooks,
+) -> None:
+    sent = gzip.compress(orjson.dumps(ADD))
+    headers = CIMultiDict(signed_headers(SECRET, orjson.dumps(ADD)))
+    headers.add("Content-Encoding", "identity")
+    headers.add("Content-Encoding", "gzip")
+
+    async with real_hooks.client.post(CART, data=sent, headers=headers) as response:
+        answer = (response.status, await response.json())
+
+    assert answer == (415, {"ok": False, "reason": "unsupported_content_encoding"})
 
 
 async def test_an_identity_content_encoding_is_a_plain_body(
