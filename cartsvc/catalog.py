@@ -161,6 +161,13 @@ def product_from_row(row: Mapping[str, Any]) -> Product:
     if limit is not None and limit <= 0:
         raise ValueError("max_per_customer must be above 0 (leave it empty for none)")
 
+    if limit is not None and limit < step:
+        # Nobody could ever add one step of it, yet it would show as in stock.
+        raise ValueError(
+            f"max_per_customer ({canonical(limit)}) is less than one step "
+            f"({canonical(step)})"
+        )
+
     return Product(
         sku=sku,
         name=name[:NAME_MAX_CHARS],

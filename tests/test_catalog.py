@@ -56,6 +56,11 @@ def test_optional_columns_take_their_defaults() -> None:
             "x,X,1,,,,0,,,", "max_per_customer must be above 0", id="zero-limit"
         ),
         pytest.param(
+            "x,X,1,,kg,0.5,0.25,,,",
+            "max_per_customer (0.25) is less than one step (0.5)",
+            id="limit-below-step",
+        ),
+        pytest.param(
             "x,X,1,,,,,,,maybe", "active must be true or false", id="bad-active"
         ),
         pytest.param("milk-001,X,1,,,,,,,", "appears twice", id="duplicate"),
