@@ -57,7 +57,7 @@ def _in_stock(product: StoredProduct) -> bool:
     # In stock means a shopper could add one step of it now.
     stock = parse_decimal_text(product.stock) if product.stock else None
     step = parse_decimal_text(product.step) if product.step else None
-    return stock is None or (stock > 0 and stock >= (step or 1))
+    return stock is None or stock >= (step or 1)
 
 
 def products_view(found: list[StoredProduct | None]) -> dict[str, Any]:

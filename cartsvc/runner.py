@@ -210,17 +210,16 @@ def _run_workers(
     # supervisor (systemd's Restart=on-failure, say) starts the service again.
     sentinels = {process.sentinel: process for process in processes}
     lost: list[int | None] = []
-    stop_by = float("inf")
+    kill_at: float | None = None
     while sentinels:
-        if stopping and stop_by == float("inf"):
-            stop_by = time.monotonic() + SHUTDOWN_TIMEOUT_S + 5
-        if time.monotonic() > stop_by:
+        if stopping and kill_at is None:
+            kill_at = time.monotonic() + SHUTDOWN_TIMEOUT_S + 5
+        if kill_at is not None and time.monotonic() > kill_at:
             # A worker that let a SIGTERM pass (one arriving mid-start can be
             # lost) would otherwise keep the group, and its port, forever.
             for process in sentinels.values():
                 log.error("worker pid=%s did not stop; killing it", process.pid)
                 process.kill()
-            stop_by = float("inf")
         for ready in multiprocessing.connection.wait(list(sentinels), timeout=1.0):
             process = sentinels.pop(cast(int, ready))
             process.join()

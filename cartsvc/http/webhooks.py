@@ -77,46 +77,46 @@ def _store_hint(document: Any) -> str | None:
 
 def authenticate(
     request: web.Request, settings: Settings, store_id: str | None, body: bytes
-) -> None:
+) -> str:
     """401 unless the delivery is fresh and signed with a secret of its store.
 
     The secret is chosen by the request's store, so one store's secret never
     opens another store's carts; a request without a usable store id is checked
-    against the default secrets.
+    against the default secrets. Returns the timestamp as the check read it.
     """
     timestamp, given = signing.signing_headers(request.headers)
     signing.check_timestamp(timestamp, settings.limits.replay_window_s)
     secrets = settings.store(store_id).secrets if store_id else settings.secrets
     signing.verify(given, timestamp, body, secrets)
+    return timestamp
 
 
-def delivery_identity(request: web.Request, body: bytes) -> tuple[str, str]:
+def delivery_identity(
+    request: web.Request, body: bytes, timestamp: str
+) -> tuple[str, str]:
     """The delivery's id and the fingerprint of its body.
 
     A sender's Idempotency-Key names the delivery across re-signed retries;
-    without one, the signed bytes (timestamp and body) do.
+    without one, the signed bytes do: the body, and the timestamp as the
+    signature check read it, so padding around it makes no other delivery.
     """
     fingerprint = hashlib.sha256(body).hexdigest()
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key:
         named = b"key:" + key.encode("utf-8", "replace")
     else:
-        # As the signature check reads it: padding around the digits must not
-        # make the same signed bytes another delivery.
-        timestamp = request.headers.get(signing.TIMESTAMP_HEADER, "").strip()
-        named = b"signed:" + timestamp.encode("ascii", "replace") + b"." + body
+        named = b"signed:" + timestamp.encode("ascii") + b"." + body
 
     return hashlib.sha256(named).hexdigest(), fingerprint
 
 
-def dedup_ttl_s(request: web.Request, limits: Limits) -> int:
+def dedup_ttl_s(timestamp: str, limits: Limits) -> int:
     """How long the delivery's record must live: the dedup window, or longer.
 
     A timestamp may lie up to the replay window ahead of now, and its signature
     stays good until the window has passed it: the record must outlive that.
     """
-    timestamp = int(request.headers[signing.TIMESTAMP_HEADER].strip())
-    valid_for_s = timestamp + limits.replay_window_s - int(time.time()) + 1
+    valid_for_s = int(timestamp) + limits.replay_window_s - int(time.time()) + 1
     return max(limits.dedup_ttl_s, valid_for_s)
 
 
@@ -125,14 +125,14 @@ async def cart_operation(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     body = await read_body(request)
     document = parse_json(body)
-    authenticate(request, settings, _store_hint(document), body)
+    timestamp = authenticate(request, settings, _store_hint(document), body)
     if not isinstance(document, dict):
         raise Rejection("invalid_json", status=400)
 
     note(request, action=_loggable(document.get("action", "")))
     wanted = cart.parse_cart_request(document, settings.limits)
     note(request, store=wanted.store_id, session=hashed(wanted.session_id))
-    delivery_id, fingerprint = delivery_identity(request, body)
+    delivery_id, fingerprint = delivery_identity(request, body, timestamp)
     limits = settings.limits
     change = CartChange(
         store_id=wanted.store_id,
@@ -146,7 +146,7 @@ async def cart_operation(request: web.Request) -> web.Response:
         cart_ttl_s=limits.cart_ttl_s,
         delivery_id=delivery_id,
         fingerprint=fingerprint,
-        dedup_ttl_s=dedup_ttl_s(request, limits),
+        dedup_ttl_s=dedup_ttl_s(timestamp, limits),
         events_max=limits.events_max,
         open_name=wanted.open_name,
         open_price=wanted.open_price,

@@ -335,9 +335,7 @@ class CartModel:
             return _refused("product_not_found")
 
         if product is not None and (
-            not product.active
-            or product.stock == 0
-            or (product.stock is not None and product.stock < step)
+            not product.active or (product.stock is not None and product.stock < step)
         ):
             return _refused("out_of_stock")
 

@@ -142,8 +142,8 @@ if target > current then
     if not known and catalog_mode ~= 'open' then
         return answer('product_not_found')
     end
-    -- Less than one step left is none a shopper could buy.
-    if not active or (stock and stock < step) or stock == 0 then
+    -- Less than one step left (0 included) is none a shopper could buy.
+    if not active or (stock and stock < step) then
         return answer('out_of_stock')
     end
     if stock and target > stock then
